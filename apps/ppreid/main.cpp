@@ -1,0 +1,45 @@
+// The one `ppreid` binary. Each library registers its own subcommands; main only owns the
+// global flags and the mapping of failures to exit codes (1 = error, 2 = usage error).
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "apps/ppreid/version_command.h"
+#include "core/data/data_commands.h"
+#include "core/util/error.h"
+#include "core/util/log.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ppreid: privacy-preserving, federated person re-identification", "ppreid"};
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.parse_complete_callback([&] { ppreid::util::init_logging(log_level); });
+
+  ppreid::app::register_version_command(app);
+  ppreid::data::register_data_commands(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << e.what() << "\n"
+              << "run '" << argv[0] << " --help' (or '<command> --help') for usage\n";
+    return 2;
+  } catch (const ppreid::UsageError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const ppreid::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    // Library exceptions (c10::Error, cv::Exception, filesystem_error) still deserve one line.
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+namespace ppreid::data {
+
+// Training-time augmentation (the BoT recipe): resize, random horizontal flip, zero-pad then
+// random crop back to size, normalization, random erasing (filled with the per-channel mean).
+struct TransformOptions {
+  int height = 128;
+  int width = 64;
+  double flip_prob = 0.5;
+  int pad = 10;
+  double erasing_prob = 0.5;
+  double erasing_area_min = 0.02;  // fraction of the image area
+  double erasing_area_max = 0.4;
+  double erasing_aspect_min = 0.3; // aspect ratio drawn log-uniformly in [min, 1/min]
+  std::array<float, 3> mean = {0.485f, 0.456f, 0.406f};  // RGB
+  std::array<float, 3> std = {0.229f, 0.224f, 0.225f};
+};
+
+// P x K identity batches fed by a pool of decoding workers.
+struct LoaderOptions {
+  int p = 16;               // identities per batch
+  int k = 4;                // images per identity
+  int workers = 2;          // decoding threads; 0 decodes on the calling thread
+  int prefetch_batches = 4; // batches decoded ahead of the consumer
+  std::uint64_t seed = 1;
+};
+
+}  // namespace ppreid::data

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <torch/torch.h>
+
+#include <opencv2/core.hpp>
+
+#include "core/data/keypoints.h"
+
+namespace ppreid::data {
+
+// Stickman rendering of a pose, the conditioning image of pose-guided generators (VUNet):
+//   channel 0: right limbs (shoulder-elbow-wrist, hip-knee-ankle) and the right side of the
+//              face (nose-eye-ear),
+//   channel 1: the same on the left,
+//   channel 2: the torso quad (r_shoulder, l_shoulder, l_hip, r_hip) filled, and neck-nose.
+// Channels are semantic, not colours: channel 0 is not "blue". A limb with a missing endpoint
+// is skipped; the torso needs all four corners. Joints map to pixel centres: x * width - 0.5.
+// Drawn anti-aliased (values 0..255, 255 on the strokes) with a stroke width that follows the
+// resolution (stickman_thickness), so a pose renders alike at 64x32 and at 256x128.
+
+// Stroke width in pixels for an image of this size (about min(height, width) / 20, >= 1).
+int stickman_thickness(int height, int width);
+
+// CV_8UC3 image (height x width) of the pose. Throws ppreid::Error for a non-positive size.
+cv::Mat render_stickman(const Pose& pose, int height, int width);
+
+// The same as a float32 tensor [3,height,width] in [0,1], channel order as above.
+torch::Tensor stickman_tensor(const Pose& pose, int height, int width);
+
+// Both shoulders and both hips visible: the torso can be placed, so the pose is good enough to
+// condition a generator on.
+bool usable_for_pose_conditioning(const Pose& pose);
+
+}  // namespace ppreid::data

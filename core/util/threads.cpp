@@ -1,0 +1,15 @@
+#include "core/util/threads.h"
+
+#include <torch/torch.h>
+
+#include <thread>
+
+namespace ppreid::util {
+
+int configure_torch_threads(int requested) {
+  int n = requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+  return torch::get_num_threads();
+}
+
+}  // namespace ppreid::util

@@ -1,0 +1,13 @@
+#pragma once
+
+#include <string>
+
+namespace ppreid::proto {
+
+// "4.3.4": the libzmq the binary runs against (not the headers it was built with).
+std::string zmq_version_string();
+// Whether this libzmq was built with CURVE (libsodium/tweetnacl); federation refuses to start
+// without it.
+bool zmq_has_curve();
+
+}  // namespace ppreid::proto

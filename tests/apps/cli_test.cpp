@@ -1,0 +1,98 @@
+// Runs the real `ppreid` binary: exit codes and messages are part of the user interface.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/temp_dir.h"
+
+namespace ppreid {
+namespace {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+RunResult run(const std::string& args) {
+  std::string cmd = std::string(PPREID_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  RunResult r;
+  if (!pipe) return r;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
+  int status = ::pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+struct CliCase {
+  std::string args;
+  int exit_code;
+  std::string expected;  // substring of the output
+};
+
+class CliTest : public ::testing::TestWithParam<CliCase> {};
+
+TEST_P(CliTest, ExitCodeAndMessage) {
+  RunResult r = run(GetParam().args);
+  EXPECT_EQ(r.exit_code, GetParam().exit_code) << r.out;
+  EXPECT_NE(r.out.find(GetParam().expected), std::string::npos) << r.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, CliTest,
+    ::testing::Values(
+        CliCase{"--help", 0, "synth"},
+        CliCase{"synth --help", 0, "--images-per-id"},
+        CliCase{"version", 0, "LibTorch"},
+        CliCase{"", 2, "error:"},
+        CliCase{"--bogus version", 2, "--bogus"},
+        CliCase{"nosuchcommand", 2, "nosuchcommand"},
+        CliCase{"synth --out x --ids abc", 2, "--ids"},
+        CliCase{"synth --out x --ids 0", 2, "--ids"},
+        CliCase{"synth --ids 10", 2, "--out"},
+        CliCase{"--log-level loud version", 2, "--log-level"},
+        CliCase{"data inspect /nonexistent/ppreid-data", 1,
+                "error: dataset directory '/nonexistent/ppreid-data' does not exist"},
+        CliCase{"synth --out x --config no-such-profile", 1, "no profile named"}));
+
+TEST(Cli, VersionJsonNamesEveryLibrary) {
+  RunResult r = run("version --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  for (const char* key : {"ppreid", "libtorch", "opencv", "zeromq", "openssl"})
+    EXPECT_TRUE(j.contains(key)) << key;
+}
+
+TEST(Cli, ErrorsAreOneLine) {
+  testing::TempDir dir;
+  RunResult r = run("data inspect " + dir.path().string());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+}
+
+TEST(Cli, SynthThenInspectJson) {
+  testing::TempDir dir;
+  std::string out = (dir / "ds").string();
+  RunResult gen = run("synth --config tiny --ids 8 --out " + out + " --seed 3");
+  ASSERT_EQ(gen.exit_code, 0) << gen.out;
+  RunResult inspect = run("data inspect " + out + " --json");
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.out;
+  auto j = nlohmann::json::parse(inspect.out);
+  EXPECT_EQ(j["splits"]["train"]["ids"], 4);
+  EXPECT_EQ(j["splits"]["train"]["keypoint_coverage"], 1.0);
+  EXPECT_EQ(j["attribute_coverage"], 1.0);
+  EXPECT_EQ(j["municipalities"], 2);
+  // A second run into the same directory is refused unless --force.
+  RunResult again = run("synth --config tiny --ids 8 --out " + out);
+  EXPECT_EQ(again.exit_code, 1) << again.out;
+  EXPECT_EQ(run("synth --config tiny --ids 8 --force --out " + out).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace ppreid
