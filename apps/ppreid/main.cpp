@@ -3,9 +3,11 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <utility>
 
 #include "apps/ppreid/version_command.h"
 #include "core/data/data_commands.h"
+#include "core/deid/deid_commands.h"
 #include "core/util/error.h"
 #include "core/util/log.h"
 
@@ -19,6 +21,7 @@ int main(int argc, char** argv) {
 
   ppreid::app::register_version_command(app);
   ppreid::data::register_data_commands(app);
+  ppreid::deid::register_deid_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -27,6 +30,20 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // CLI11 reports "A subcommand is required" for a misspelt command; name the word instead.
+    for (int i = 1; i < argc; ++i) {
+      std::string arg = argv[i];
+      if (arg == "--log-level") ++i;
+      if (arg.empty() || arg[0] == '-') continue;
+      bool known = false;
+      for (const CLI::App* sub : std::as_const(app).get_subcommands([](const CLI::App*) { return true; })) known |= sub->get_name() == arg;
+      if (!known) {
+        std::cerr << "error: unknown command '" << arg << "'; run '" << argv[0]
+                  << " --help' for the list of commands\n";
+        return 2;
+      }
+      break;
+    }
     std::cerr << "error: " << e.what() << "\n"
               << "run '" << argv[0] << " --help' (or '<command> --help') for usage\n";
     return 2;

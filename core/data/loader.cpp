@@ -1,6 +1,9 @@
 #include "core/data/loader.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <exception>
+#include <new>
 #include <string>
 #include <utility>
 
@@ -13,11 +16,18 @@ namespace {
 
 void check_loader_counts(const char* section, int workers, int prefetch) {
   if (workers < 0)
-    throw Error(std::string(section) + ".workers must be >= 0 (0 decodes on the calling thread), got " +
+    throw Error(std::string(section) +
+                ".workers must be >= 0 (0 decodes on the calling thread), got " +
                 std::to_string(workers));
   if (prefetch < 1)
     throw Error(std::string(section) + ".prefetch_batches must be >= 1, got " +
                 std::to_string(prefetch));
+}
+
+// Idle batch buffers worth keeping: the batches in flight, the one the consumer holds, and one
+// being handed over.
+std::size_t pooled_buffers(int workers, int prefetch) {
+  return static_cast<std::size_t>(std::max(0, workers) + std::max(0, prefetch) + 2);
 }
 
 const std::vector<ImageRecord>& records_of(const Dataset& dataset, SplitKind split) {
@@ -37,12 +47,61 @@ const std::vector<ImageRecord>& records_of(const Dataset& dataset, SplitKind spl
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+// BatchBufferPool
+
+BatchBufferPool::~BatchBufferPool() {
+  for (const Buffer& b : free_) std::free(b.data);
+}
+
+torch::Tensor BatchBufferPool::empty(at::IntArrayRef sizes) {
+  std::size_t bytes = sizeof(float);
+  for (const std::int64_t s : sizes) bytes *= static_cast<std::size_t>(s);
+  Buffer buffer;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto fit =
+        std::find_if(free_.begin(), free_.end(), [&](const Buffer& b) { return b.bytes >= bytes; });
+    if (fit != free_.end()) {
+      buffer = *fit;
+      free_.erase(fit);
+    }
+  }
+  if (!buffer.data) {
+    // 64-byte alignment like LibTorch's own CPU allocator (aligned_alloc needs a multiple).
+    buffer.bytes = (std::max<std::size_t>(bytes, 1) + 63) / 64 * 64;
+    buffer.data = std::aligned_alloc(64, buffer.bytes);
+    if (!buffer.data) throw std::bad_alloc();
+  }
+  auto self = shared_from_this();
+  return torch::from_blob(
+      buffer.data, sizes, [self, buffer](void*) { self->give_back(buffer); }, torch::kFloat32);
+}
+
+void BatchBufferPool::give_back(Buffer buffer) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (free_.size() < max_free_) {
+      free_.push_back(buffer);
+      return;
+    }
+  }
+  std::free(buffer.data);
+}
+
+std::size_t BatchBufferPool::free_buffers() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return free_.size();
+}
+
+// ---------------------------------------------------------------------------------------------
 // ReidImageDataset
 
 ReidImageDataset::ReidImageDataset(std::shared_ptr<const SplitSource> source,
-                                   std::shared_ptr<const Transform> transform)
+                                   std::shared_ptr<const Transform> transform,
+                                   std::size_t pooled_buffers)
     : source_(std::move(source)),
       transform_(std::move(transform)),
+      pool_(std::make_shared<BatchBufferPool>(pooled_buffers)),
       loaded_(std::make_shared<std::atomic<std::int64_t>>(0)) {}
 
 torch::optional<std::size_t> ReidImageDataset::size() const { return source_->records.size(); }
@@ -50,8 +109,8 @@ torch::optional<std::size_t> ReidImageDataset::size() const { return source_->re
 Batch ReidImageDataset::get_batch(BatchPlan request) {
   const auto n = static_cast<std::int64_t>(request.size());
   Batch batch;
-  // Preallocated and filled row by row: no per-sample tensor and no torch::stack copy.
-  batch.images = torch::empty({n, 3, transform_->height(), transform_->width()}, torch::kFloat32);
+  // Filled row by row: no per-sample tensor and no torch::stack copy.
+  batch.images = pool_->empty({n, 3, transform_->height(), transform_->width()});
   batch.labels = torch::empty({n}, torch::kInt64);
   batch.pids = torch::empty({n}, torch::kInt64);
   batch.camids = torch::empty({n}, torch::kInt64);
@@ -69,15 +128,13 @@ Batch ReidImageDataset::get_batch(BatchPlan request) {
                   " images); the sampler was built for another split");
     const ImageRecord& record = source_->records[sample.index];
     const std::filesystem::path path = source_->root / record.path;
+    const cv::Mat image = util::decode_image(path);  // its errors name the path already
     try {
-      const cv::Mat image = util::decode_image(path);
       util::Rng rng(sample.seed);
       torch::Tensor row = batch.images[i];
       transform_->apply(image, rng, row);
-    } catch (const Error&) {
-      throw;
     } catch (const std::exception& e) {
-      throw Error("cannot load image '" + path.string() + "': " + e.what());
+      throw Error("cannot transform image '" + path.string() + "': " + e.what());
     }
     labels[i] = record.label;
     pids[i] = record.pid;
@@ -214,12 +271,12 @@ std::shared_ptr<const PkSampler> make_pk(const Dataset& dataset, const LoaderOpt
 
 }  // namespace
 
-TrainLoader::TrainLoader(const Dataset& dataset, TransformOptions transform,
-                         LoaderOptions options)
+TrainLoader::TrainLoader(const Dataset& dataset, TransformOptions transform, LoaderOptions options)
     : options_(options),
       pk_(make_pk(dataset, options)),
       dataset_(std::make_shared<const SplitSource>(SplitSource{dataset.root, dataset.train}),
-               std::make_shared<const TrainTransform>(transform)),
+               std::make_shared<const TrainTransform>(transform),
+               pooled_buffers(options.workers, options.prefetch_batches)),
       batches_per_epoch_(pk_->batches_in_epoch(0)) {}
 
 TrainLoader::~TrainLoader() = default;
@@ -256,8 +313,10 @@ EvalLoader::EvalLoader(const Dataset& dataset, SplitKind split, TransformOptions
 EvalLoader::EvalLoader(std::filesystem::path root, std::vector<ImageRecord> records,
                        TransformOptions transform, EvalLoaderOptions options)
     : options_(options),
-      source_(std::make_shared<const SplitSource>(SplitSource{std::move(root), std::move(records)})),
-      dataset_(source_, std::make_shared<const TestTransform>(transform)) {
+      source_(
+          std::make_shared<const SplitSource>(SplitSource{std::move(root), std::move(records)})),
+      dataset_(source_, std::make_shared<const TestTransform>(transform),
+               pooled_buffers(options.workers, options.prefetch_batches)) {
   if (options_.batch_size < 1)
     throw Error("eval.batch_size must be >= 1, got " + std::to_string(options_.batch_size));
   check_loader_counts("eval", options_.workers, options_.prefetch_batches);

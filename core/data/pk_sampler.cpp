@@ -72,8 +72,8 @@ std::vector<BatchPlan> PkSampler::epoch(int epoch) const {
   while (available.size() >= p) {
     // P distinct identities: a partial Fisher-Yates over the still-available ones.
     for (std::size_t j = 0; j < p; ++j) {
-      const auto r = static_cast<std::size_t>(
-          rng.uniform_int(static_cast<std::int64_t>(j), static_cast<std::int64_t>(available.size()) - 1));
+      const auto r = static_cast<std::size_t>(rng.uniform_int(
+          static_cast<std::int64_t>(j), static_cast<std::int64_t>(available.size()) - 1));
       std::swap(available[j], available[r]);
     }
     BatchPlan batch;

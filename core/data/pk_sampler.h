@@ -38,7 +38,8 @@ class PkSampler {
   int k() const { return k_; }
   int batch_size() const { return p_ * k_; }
   int num_identities() const { return static_cast<int>(groups_.size()); }
-  // Batches in `epoch`; the count can vary by one or two between epochs.
+  // Batches in `epoch`. It can differ slightly between epochs: it depends on which
+  // identities run out of chunks first.
   int batches_in_epoch(int epoch) const { return static_cast<int>(this->epoch(epoch).size()); }
 
  private:

@@ -46,24 +46,24 @@ void draw_segments(cv::Mat& plane, const Pose& pose, const Segment* begin, const
     const Keypoint& b = pose[s->second];
     if (!a.visible() || !b.visible()) continue;
     cv::line(plane, to_pixel(a, plane.rows, plane.cols), to_pixel(b, plane.rows, plane.cols),
-             cv::Scalar(255), thickness, cv::LINE_AA, kShift);
+             cv::Scalar(255), thickness, cv::LINE_8, kShift);
   }
 }
 
 // Each channel is drawn on its own plane: drawing a colour into a 3-channel image would also
-// write (anti-aliased) zeros into the other channels where strokes overlap.
+// write zeros into the other channels where strokes of different channels overlap.
 std::array<cv::Mat, 3> render_planes(const Pose& pose, int height, int width) {
   if (height <= 0 || width <= 0)
-    throw Error("render_stickman: the image size must be positive, got " +
-                std::to_string(height) + "x" + std::to_string(width));
+    throw Error("render_stickman: the image size must be positive, got " + std::to_string(height) +
+                "x" + std::to_string(width));
   const int thickness = stickman_thickness(height, width);
   std::array<cv::Mat, 3> planes;
   for (auto& p : planes) p = cv::Mat::zeros(height, width, CV_8U);
 
   draw_segments(planes[0], pose, kRightSegments.data(),
                 kRightSegments.data() + kRightSegments.size(), thickness);
-  draw_segments(planes[1], pose, kLeftSegments.data(),
-                kLeftSegments.data() + kLeftSegments.size(), thickness);
+  draw_segments(planes[1], pose, kLeftSegments.data(), kLeftSegments.data() + kLeftSegments.size(),
+                thickness);
 
   if (usable_for_pose_conditioning(pose)) {
     std::array<cv::Point, 4> quad;
@@ -72,7 +72,7 @@ std::array<cv::Mat, 3> render_planes(const Pose& pose, int height, int width) {
     // fillPoly rather than fillConvexPoly: a twisted detection can make the quad non-convex.
     const cv::Point* polygon = quad.data();
     const int count = static_cast<int>(quad.size());
-    cv::fillPoly(planes[2], &polygon, &count, 1, cv::Scalar(255), cv::LINE_AA, kShift);
+    cv::fillPoly(planes[2], &polygon, &count, 1, cv::Scalar(255), cv::LINE_8, kShift);
   }
   const Segment neck_nose{J::kNeck, J::kNose};
   draw_segments(planes[2], pose, &neck_nose, &neck_nose + 1, thickness);

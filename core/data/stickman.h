@@ -15,10 +15,13 @@ namespace ppreid::data {
 //   channel 2: the torso quad (r_shoulder, l_shoulder, l_hip, r_hip) filled, and neck-nose.
 // Channels are semantic, not colours: channel 0 is not "blue". A limb with a missing endpoint
 // is skipped; the torso needs all four corners. Joints map to pixel centres: x * width - 0.5.
-// Drawn anti-aliased (values 0..255, 255 on the strokes) with a stroke width that follows the
-// resolution (stickman_thickness), so a pose renders alike at 64x32 and at 256x128.
+// Pixels are exactly 0 or 255 (no anti-aliasing, as VUNet's stickmen: a binary mask is what
+// the conditioning encoder expects, and AA fills bleed a pixel outward). Joints are placed with
+// sub-pixel precision, and the stroke width follows the resolution (stickman_thickness) so a
+// pose renders alike at 64x32 and at 256x128.
 
-// Stroke width in pixels for an image of this size (about min(height, width) / 20, >= 1).
+// Stroke width in pixels for an image of this size: min(height, width) / 20 rounded, >= 1.
+// (OpenCV may paint one extra pixel on each side of a thick line.)
 int stickman_thickness(int height, int width);
 
 // CV_8UC3 image (height x width) of the pose. Throws ppreid::Error for a non-positive size.

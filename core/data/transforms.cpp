@@ -15,7 +15,8 @@ namespace {
 }
 
 void check_probability(const std::string& field, double p) {
-  if (!(p >= 0.0 && p <= 1.0)) bad(field, "must be a probability in [0,1], got " + std::to_string(p));
+  if (!(p >= 0.0 && p <= 1.0))
+    bad(field, "must be a probability in [0,1], got " + std::to_string(p));
 }
 
 }  // namespace
@@ -104,8 +105,7 @@ void TrainTransform::apply(const cv::Mat& bgr, util::Rng& rng, torch::Tensor& ou
       cv::Mat canvas = cv::Mat::zeros(h, w, image.type());
       const cv::Rect src_rect = cv::Rect(dx, dy, w, h) & cv::Rect(0, 0, w, h);
       if (src_rect.area() > 0) {
-        const cv::Rect dst_rect(src_rect.x - dx, src_rect.y - dy, src_rect.width,
-                                src_rect.height);
+        const cv::Rect dst_rect(src_rect.x - dx, src_rect.y - dy, src_rect.width, src_rect.height);
         image(src_rect).copyTo(canvas(dst_rect));
       }
       image = canvas;

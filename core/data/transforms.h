@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <opencv2/core.hpp>
+#include <optional>
 
 #include "core/data/loader_options.h"
 #include "core/util/rng.h"

@@ -59,18 +59,18 @@ bool ConfigReader::has(const std::string& key) const {
   return node_.IsMap() && node_[key].IsDefined() && !node_[key].IsNull();
 }
 
-YAML::Node ConfigReader::child(const std::string& key) {
+std::optional<YAML::Node> ConfigReader::child(const std::string& key) {
   used_->insert(key);
-  if (!has(key)) return YAML::Node();
+  if (!has(key)) return std::nullopt;
   return node_[key];
 }
 
 ConfigReader ConfigReader::section(const std::string& key) {
-  YAML::Node value = child(key);
+  auto value = child(key);
   int line = line_of(key);
   if (!value) return ConfigReader(YAML::Node(YAML::NodeType::Map), file_, full_key(key), line);
-  if (!value.IsMap()) fail(key, "expected a mapping (a section of key: value lines)");
-  return ConfigReader(value, file_, full_key(key), line);
+  if (!value->IsMap()) fail(key, "expected a mapping (a section of key: value lines)");
+  return ConfigReader(*value, file_, full_key(key), line);
 }
 
 void ConfigReader::get_choice(const std::string& key, std::string& out,

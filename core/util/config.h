@@ -50,7 +50,7 @@ class ConfigReader {
   ConfigReader(YAML::Node node, std::string file, std::string prefix, int line);
   template <class T>
   T convert(const std::string& key, const YAML::Node& value) const;
-  YAML::Node child(const std::string& key);
+  std::optional<YAML::Node> child(const std::string& key);
 
   YAML::Node node_;
   std::string file_;
@@ -80,11 +80,17 @@ T ConfigReader::convert(const std::string& key, const YAML::Node& value) const {
                   (value.IsMap() ? "mapping" : value.IsSequence() ? "list" : "null value"));
   try {
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-      // yaml-cpp would truncate 2.5 to 2 for some types; insist on a real integer.
+      // Insist on a real integer (yaml-cpp refuses "2.5" for integer types) and on the range
+      // of the field's type.
       long long wide = value.as<long long>();
-      if (wide < static_cast<long long>(std::numeric_limits<T>::min()) ||
-          wide > static_cast<long long>(std::numeric_limits<T>::max()))
+      if constexpr (std::is_unsigned_v<T>) {
+        if (wide < 0) fail(key, "value " + value.Scalar() + " must not be negative");
+        if (static_cast<unsigned long long>(wide) > std::numeric_limits<T>::max())
+          fail(key, "value " + value.Scalar() + " is too large");
+      } else if (wide < static_cast<long long>(std::numeric_limits<T>::min()) ||
+                 wide > static_cast<long long>(std::numeric_limits<T>::max())) {
         fail(key, "value " + value.Scalar() + " does not fit");
+      }
       return static_cast<T>(wide);
     } else {
       return value.as<T>();
@@ -97,16 +103,16 @@ T ConfigReader::convert(const std::string& key, const YAML::Node& value) const {
 
 template <class T>
 void ConfigReader::get(const std::string& key, T& out) {
-  YAML::Node value = child(key);
+  auto value = child(key);
   if (!value) return;
-  out = convert<T>(key, value);
+  out = convert<T>(key, *value);
 }
 
 template <class T>
 void ConfigReader::get(const std::string& key, T& out, T lo, T hi) {
-  YAML::Node value = child(key);
+  auto value = child(key);
   if (!value) return;
-  T v = convert<T>(key, value);
+  T v = convert<T>(key, *value);
   if (v < lo || v > hi) {
     std::ostringstream msg;
     msg << "value " << v << " is out of range; allowed is " << lo << " to " << hi;

@@ -24,8 +24,8 @@ void check_stats(const ChannelStats& std, const char* where) {
 
 }  // namespace
 
-void image_to_tensor_into(const cv::Mat& bgr_u8, const ChannelStats& mean,
-                          const ChannelStats& std, torch::Tensor& out) {
+void image_to_tensor_into(const cv::Mat& bgr_u8, const ChannelStats& mean, const ChannelStats& std,
+                          torch::Tensor& out) {
   if (bgr_u8.empty() || bgr_u8.type() != CV_8UC3)
     throw Error("image_to_tensor: expected a non-empty 8-bit BGR image (CV_8UC3), got " +
                 shape_text(bgr_u8) + "; decode with util::decode_image");
@@ -63,8 +63,7 @@ torch::Tensor image_to_tensor(const cv::Mat& bgr_u8, const ChannelStats& mean,
 
 cv::Mat tensor_to_image(const torch::Tensor& chw, const ChannelStats& mean,
                         const ChannelStats& std) {
-  if (!chw.defined() || chw.dim() != 3 || chw.size(0) != 3 || chw.size(1) == 0 ||
-      chw.size(2) == 0)
+  if (!chw.defined() || chw.dim() != 3 || chw.size(0) != 3 || chw.size(1) == 0 || chw.size(2) == 0)
     throw Error("tensor_to_image: expected a tensor [3,H,W], got " +
                 (chw.defined() ? c10::str(chw.sizes()) : std::string("an undefined tensor")) +
                 "; select one image of a batch with batch[i]");

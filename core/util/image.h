@@ -18,8 +18,8 @@ torch::Tensor image_to_tensor(const cv::Mat& bgr_u8, const ChannelStats& mean,
 
 // Same, written into `out`, which must be a contiguous float32 CPU tensor [3,H,W] matching the
 // image (e.g. one row of a preallocated batch), so a loader never copies a sample twice.
-void image_to_tensor_into(const cv::Mat& bgr_u8, const ChannelStats& mean,
-                          const ChannelStats& std, torch::Tensor& out);
+void image_to_tensor_into(const cv::Mat& bgr_u8, const ChannelStats& mean, const ChannelStats& std,
+                          torch::Tensor& out);
 
 // The inverse of image_to_tensor, for image grids and reports: float tensor [3,H,W] (RGB,
 // normalized with mean/std) -> BGR CV_8UC3, rounded and clamped to [0,255]. Accepts any

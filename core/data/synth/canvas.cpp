@@ -1,9 +1,8 @@
 #include "core/data/synth/canvas.h"
 
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <cmath>
+#include <opencv2/imgproc.hpp>
 #include <vector>
 
 namespace ppreid::data::synth {
@@ -68,8 +67,8 @@ Canvas& Canvas::segment(cv::Point2f a, cv::Point2f b, float thickness) {
   return *this;
 }
 
-Canvas& Canvas::ellipse(cv::Point2f center, cv::Size2f half_axes, float angle_deg,
-                        float start_deg, float end_deg) {
+Canvas& Canvas::ellipse(cv::Point2f center, cv::Size2f half_axes, float angle_deg, float start_deg,
+                        float end_deg) {
   const float reach = std::max(half_axes.width, half_axes.height);
   touch(center.x - reach, center.y - reach, center.x + reach, center.y + reach);
   const cv::Size axes(static_cast<int>(std::lround(half_axes.width * kOne)),
@@ -101,16 +100,17 @@ void Canvas::paint(const Fill& fill) {
       cov[x] = 0;
       cv::Vec3f color = fill.color;
       if (textured) {
-        bool second = false;
         if (fill.texture == Texture::kStripes) {
-          second = (row_band & 1) != 0;
+          if (row_band & 1) color = fill.color2;
         } else if (fill.texture == Texture::kChecks) {
+          // Plaid rather than a chessboard: crossing bands mix, intersections take color2.
           const int col_band = static_cast<int>(std::floor((x - fill.origin.x) / period));
-          second = ((row_band + col_band) & 1) != 0;
-        } else {
-          second = y < fill.split_y;
+          const int bands = (row_band & 1) + (col_band & 1);
+          if (bands == 1) color = (fill.color + fill.color2) * 0.5f;
+          if (bands == 2) color = fill.color2;
+        } else if (y < fill.split_y) {
+          color = fill.color2;
         }
-        if (second) color = fill.color2;
       }
       float gain = fill.shade;
       if (inv_half > 0.f) {

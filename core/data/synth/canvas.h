@@ -13,13 +13,13 @@ struct Fill {
   cv::Vec3f color{0, 0, 0};
   cv::Vec3f color2{0, 0, 0};
   Texture texture = Texture::kPlain;
-  float period = 4.f;         // stripe/check period, pixels
+  float period = 4.f;  // stripe/check period, pixels
   cv::Point2f origin{0, 0};
-  float split_y = 0.f;        // kTwoTone: rows above are color2
-  float shade = 1.f;          // brightness multiplier (far-side limbs are darker)
-  float volume_cx = 0.f;      // > 0 half width: darken towards the sides like a cylinder
+  float split_y = 0.f;    // kTwoTone: rows above are color2
+  float shade = 1.f;      // brightness multiplier (far-side limbs are darker)
+  float volume_cx = 0.f;  // > 0 half width: darken towards the sides like a cylinder
   float volume_half = 0.f;
-  float opacity = 1.f;        // < 1 for shadows
+  float opacity = 1.f;  // < 1 for shadows
 
   static Fill solid(const cv::Vec3b& bgr, float shade = 1.f);
 };
@@ -37,9 +37,7 @@ class Canvas {
   Canvas& segment(cv::Point2f a, cv::Point2f b, float thickness);
   Canvas& ellipse(cv::Point2f center, cv::Size2f half_axes, float angle_deg = 0.f,
                   float start_deg = 0.f, float end_deg = 360.f);
-  Canvas& circle(cv::Point2f center, float radius) {
-    return ellipse(center, {radius, radius});
-  }
+  Canvas& circle(cv::Point2f center, float radius) { return ellipse(center, {radius, radius}); }
   // Composites the pending shapes with `fill` and clears them.
   void paint(const Fill& fill);
   // Drops the pending shapes.

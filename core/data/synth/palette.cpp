@@ -1,11 +1,10 @@
 #include "core/data/synth/palette.h"
 
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
+#include <opencv2/imgproc.hpp>
 #include <utility>
 #include <vector>
 
@@ -21,7 +20,7 @@ struct NamedColor {
 };
 
 // Typical garment shades rather than pure primaries: a "red" shirt is seldom (0,0,255).
-constexpr std::array<NamedColor, 12> kReferences{{
+const std::array<NamedColor, 12> kReferences{{
     {"black", {28, 28, 30}},
     {"white", {235, 235, 232}},
     {"red", {40, 35, 190}},
@@ -62,8 +61,8 @@ cv::Vec3b hsv_jitter(const cv::Vec3b& bgr, double value_gain, double saturation_
   cv::Mat3b hsv;
   cv::cvtColor(pixel, hsv, cv::COLOR_BGR2HSV);
   cv::Vec3b& p = hsv(0, 0);
-  p[0] = static_cast<uchar>((static_cast<int>(p[0]) + static_cast<int>(std::lround(hue_shift)) +
-                             180) % 180);
+  p[0] = static_cast<uchar>(
+      (static_cast<int>(p[0]) + static_cast<int>(std::lround(hue_shift)) + 180) % 180);
   p[1] = cv::saturate_cast<uchar>(p[1] * saturation_gain);
   p[2] = cv::saturate_cast<uchar>(p[2] * value_gain);
   cv::cvtColor(hsv, pixel, cv::COLOR_HSV2BGR);
@@ -145,10 +144,11 @@ cv::Vec3b sample_clothing_color(util::Rng& rng, bool lower_body) {
 cv::Vec3b contrasting_color(const cv::Vec3b& base, util::Rng& rng) {
   const double luma = 0.114 * base[0] + 0.587 * base[1] + 0.299 * base[2];
   // Dark garments get light prints and vice versa; a random hue keeps prints varied.
-  cv::Mat3b hsv(1, 1, cv::Vec3b(static_cast<uchar>(rng.uniform_int(0, 179)),
-                                static_cast<uchar>(rng.uniform_int(40, 200)),
-                                static_cast<uchar>(luma < 110 ? rng.uniform_int(180, 250)
-                                                              : rng.uniform_int(20, 90))));
+  cv::Mat3b hsv(
+      1, 1,
+      cv::Vec3b(
+          static_cast<uchar>(rng.uniform_int(0, 179)), static_cast<uchar>(rng.uniform_int(40, 200)),
+          static_cast<uchar>(luma < 110 ? rng.uniform_int(180, 250) : rng.uniform_int(20, 90))));
   cv::Mat3b bgr;
   cv::cvtColor(hsv, bgr, cv::COLOR_HSV2BGR);
   return bgr(0, 0);
@@ -171,7 +171,8 @@ cv::Vec3b sample_hair_color(util::Rng& rng, int age_group) {
   // Old people are mostly grey or white; everybody else draws from natural shades.
   if (age_group == 3 && rng.bernoulli(0.75)) {
     const int v = static_cast<int>(rng.uniform_int(140, 225));
-    return cv::Vec3b(static_cast<uchar>(v), static_cast<uchar>(v), static_cast<uchar>(v + 4 > 255 ? 255 : v + 4));
+    return cv::Vec3b(static_cast<uchar>(v), static_cast<uchar>(v),
+                     static_cast<uchar>(v + 4 > 255 ? 255 : v + 4));
   }
   static constexpr std::array<std::array<uchar, 3>, 6> kShades{{
       {{20, 20, 22}},    // black

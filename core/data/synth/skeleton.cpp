@@ -40,6 +40,7 @@ Body pose_body(const IdentityTraits& t, const Gait& gait) {
   b.head_center = {0.0, 1.0 - b.head_ry, 0.0};
   const double shoulder_v = 1.0 - 2.0 * b.head_ry - 0.048;
   b.hip_v = 0.52 - 0.2 * (t.head_scale - 1.0);
+  b.shoulder_v = shoulder_v;
   const double torso = shoulder_v - b.hip_v;
 
   auto& j = b.joints;
@@ -83,8 +84,10 @@ Body pose_body(const IdentityTraits& t, const Gait& gait) {
     int toe;
   };
   const LegSpec legs[2] = {
-      {Joint::kRHip, Joint::kRKnee, Joint::kRAnkle, -1.0, -leg_amp * s, knee_bend * std::max(0.0, -c), 0},
-      {Joint::kLHip, Joint::kLKnee, Joint::kLAnkle, 1.0, leg_amp * s, knee_bend * std::max(0.0, c), 1},
+      {Joint::kRHip, Joint::kRKnee, Joint::kRAnkle, -1.0, -leg_amp * s,
+       knee_bend * std::max(0.0, -c), 0},
+      {Joint::kLHip, Joint::kLKnee, Joint::kLAnkle, 1.0, leg_amp * s, knee_bend * std::max(0.0, c),
+       1},
   };
   for (const LegSpec& l : legs) {
     at(l.hip) = {l.side * hip_a, b.hip_v, 0.0};
@@ -136,8 +139,7 @@ cv::Point2f Projector::operator()(const BodyPoint& p) const {
       x = p.f - 0.15 * p.a;
       break;
   }
-  return {feet_.x + body_px_ * static_cast<float>(x),
-          feet_.y - body_px_ * static_cast<float>(p.v)};
+  return {feet_.x + body_px_ * static_cast<float>(x), feet_.y - body_px_ * static_cast<float>(p.v)};
 }
 
 double Projector::depth(const BodyPoint& p) const {

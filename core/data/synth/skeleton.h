@@ -1,7 +1,7 @@
 #pragma once
 
-#include <opencv2/core.hpp>
 #include <array>
+#include <opencv2/core.hpp>
 
 #include "core/data/keypoints.h"
 #include "core/data/synth/traits.h"
@@ -34,9 +34,10 @@ struct Gait {
 struct Body {
   std::array<BodyPoint, kNumJoints> joints{};
   BodyPoint head_center;
-  double head_rx = 0.0;  // head half-width (front view), body heights
-  double head_ry = 0.0;  // head half-height
-  double hip_v = 0.0;    // height of the hip joints
+  double head_rx = 0.0;             // head half-width (front view), body heights
+  double head_ry = 0.0;             // head half-height
+  double hip_v = 0.0;               // height of the hip joints
+  double shoulder_v = 0.0;          // height of the shoulders before the lean
   std::array<BodyPoint, 2> toes{};  // [0] right, [1] left: feet point forwards
   double lean = 0.0;
   const BodyPoint& operator[](Joint j) const { return joints[static_cast<int>(j)]; }

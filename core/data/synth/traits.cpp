@@ -19,14 +19,14 @@ Texture sample_upper_texture(util::Rng& rng) {
 
 Texture sample_lower_texture(util::Rng& rng) {
   const double p = rng.uniform();
-  if (p < 0.82) return Texture::kPlain;
-  if (p < 0.91) return Texture::kStripes;
+  if (p < 0.9) return Texture::kPlain;
+  if (p < 0.95) return Texture::kStripes;
   return Texture::kChecks;
 }
 
 cv::Vec3b sample_shoes(util::Rng& rng) {
-  static constexpr std::array<std::array<uchar, 3>, 5> kShoes{{
-      {{25, 25, 25}}, {{230, 230, 230}}, {{30, 55, 85}}, {{90, 90, 95}}, {{120, 60, 30}}}};
+  static constexpr std::array<std::array<uchar, 3>, 5> kShoes{
+      {{{25, 25, 25}}, {{230, 230, 230}}, {{30, 55, 85}}, {{90, 90, 95}}, {{120, 60, 30}}}};
   const auto& s = kShoes[static_cast<std::size_t>(rng.uniform_int(0, kShoes.size() - 1))];
   return cv::Vec3b(s[0], s[1], s[2]);
 }

@@ -20,7 +20,7 @@ struct IdentityTraits {
   int gender = 0;     // 0 male, 1 female (Attributes coding)
   int age_group = 2;  // 0 young, 1 teenager, 2 adult, 3 old
 
-  double stature = 1.0;         // relative height: taller people fill more of the detection box
+  double stature = 1.0;          // relative height: taller people fill more of the detection box
   double shoulder_width = 0.24;  // full width, body heights
   double hip_width = 0.17;
   double head_scale = 1.0;      // children have relatively larger heads

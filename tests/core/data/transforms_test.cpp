@@ -4,6 +4,8 @@
 
 #include <functional>
 #include <opencv2/imgproc.hpp>
+#include <set>
+#include <utility>
 
 #include "core/util/error.h"
 #include "core/util/image.h"
@@ -68,8 +70,8 @@ TEST(Transform, FlipProbabilityOneEqualsCvFlip) {
   cv::Mat flipped;
   cv::flip(image, flipped, 1);
   util::Rng rng(5);
-  EXPECT_TRUE(torch::equal(TrainTransform(o)(image, rng),
-                           util::image_to_tensor(flipped, o.mean, o.std)));
+  EXPECT_TRUE(
+      torch::equal(TrainTransform(o)(image, rng), util::image_to_tensor(flipped, o.mean, o.std)));
 }
 
 TEST(Transform, NoAugmentationEqualsTestTransform) {
@@ -199,8 +201,7 @@ TEST(Transform, RejectsBadOptions) {
       TrainTransform transform(o);
       ADD_FAILURE() << "accepted a bad " << c.field;
     } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(std::string("transform.") + c.field),
-                std::string::npos)
+      EXPECT_NE(std::string(e.what()).find(std::string("transform.") + c.field), std::string::npos)
           << e.what();
     }
   }

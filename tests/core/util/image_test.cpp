@@ -64,9 +64,8 @@ TEST(ImageToTensor, ImagenetStatsHandComputed) {
 TEST(ImageToTensor, RoundTripIsExact) {
   cv::Mat image(37, 23, CV_8UC3);
   cv::randu(image, 0, 256);
-  const cv::Mat back =
-      tensor_to_image(image_to_tensor(image, kImagenetMean, kImagenetStd), kImagenetMean,
-                      kImagenetStd);
+  const cv::Mat back = tensor_to_image(image_to_tensor(image, kImagenetMean, kImagenetStd),
+                                       kImagenetMean, kImagenetStd);
   ASSERT_EQ(back.type(), CV_8UC3);
   ASSERT_EQ(back.size(), image.size());
   EXPECT_EQ(cv::norm(image, back, cv::NORM_INF), 0.0);
@@ -77,8 +76,8 @@ TEST(ImageToTensor, RoiOfLargerImageMatchesItsCopy) {
   cv::randu(big, 0, 256);
   const cv::Mat roi = big(cv::Rect(3, 5, 11, 17));  // not continuous
   ASSERT_FALSE(roi.isContinuous());
-  EXPECT_TRUE(torch::equal(image_to_tensor(roi, kHalf, kHalf),
-                           image_to_tensor(roi.clone(), kHalf, kHalf)));
+  EXPECT_TRUE(
+      torch::equal(image_to_tensor(roi, kHalf, kHalf), image_to_tensor(roi.clone(), kHalf, kHalf)));
 }
 
 TEST(ImageToTensor, WritesIntoRowOfBatch) {
@@ -100,18 +99,18 @@ TEST(ImageToTensor, RejectsWrongInputs) {
   EXPECT_THROW(image_to_tensor_into(two_by_two(), kHalf, kHalf, strided), Error);
 }
 
-TEST(TensorToImage, ClampsAndConvertsToBgr) {
+TEST(ImageFromTensor, ClampsAndConvertsToBgr) {
   torch::Tensor t = torch::zeros({3, 1, 3});
-  t[0][0][0] = 5.f;    // R far above 1 after de-normalization -> 255
-  t[1][0][1] = -5.f;   // G far below 0 -> 0
-  t[2][0][2] = 0.2f;   // B = 255 * (0.2 * 0.5 + 0.5) = 153
+  t[0][0][0] = 5.f;   // R far above 1 after de-normalization -> 255
+  t[1][0][1] = -5.f;  // G far below 0 -> 0
+  t[2][0][2] = 0.2f;  // B = 255 * (0.2 * 0.5 + 0.5) = 153
   const cv::Mat m = tensor_to_image(t, kHalf, kHalf);
   EXPECT_EQ(m.at<cv::Vec3b>(0, 0), cv::Vec3b(128, 128, 255));  // 127.5 rounds to 128
   EXPECT_EQ(m.at<cv::Vec3b>(0, 1), cv::Vec3b(128, 0, 128));
   EXPECT_EQ(m.at<cv::Vec3b>(0, 2), cv::Vec3b(153, 128, 128));
 }
 
-TEST(TensorToImage, AcceptsNonContiguousGradDoubleTensors) {
+TEST(ImageFromTensor, AcceptsNonContiguousGradDoubleTensors) {
   cv::Mat image(6, 4, CV_8UC3);
   cv::randu(image, 0, 256);
   torch::Tensor t = image_to_tensor(image, kHalf, kHalf);
@@ -124,7 +123,7 @@ TEST(TensorToImage, AcceptsNonContiguousGradDoubleTensors) {
   EXPECT_THROW(tensor_to_image(torch::Tensor(), kHalf, kHalf), Error);
 }
 
-TEST(DecodeImage, ReadsPngAndNamesPathOnFailure) {
+TEST(ImageDecode, ReadsPngAndNamesPathOnFailure) {
   testing::TempDir dir;
   cv::Mat image(5, 7, CV_8UC3);
   cv::randu(image, 0, 256);
@@ -152,7 +151,7 @@ TEST(DecodeImage, ReadsPngAndNamesPathOnFailure) {
   EXPECT_THROW(decode_image(dir.path()), Error);  // a directory is not an image
 }
 
-TEST(DecodeImage, GrayscaleFileBecomesThreeChannels) {
+TEST(ImageDecode, GrayscaleFileBecomesThreeChannels) {
   testing::TempDir dir;
   const auto path = dir / "gray.png";
   ASSERT_TRUE(cv::imwrite(path.string(), cv::Mat(3, 3, CV_8UC1, cv::Scalar(77))));

@@ -1,0 +1,126 @@
+#include "core/deid/deid_commands.h"
+
+#include <cmath>
+#include <iostream>
+
+#include "core/deid/baselines.h"
+#include "core/deid/deid_runner.h"
+#include "core/deid/image_dp.h"
+#include "core/util/error.h"
+
+namespace ppreid::deid {
+namespace {
+
+struct DeidArgs {
+  std::string method;
+  DeidRunOptions run;
+  std::string in, out;
+  double epsilon = 1.0;
+  int pixel_bits = 0, color_bits = 6;
+  std::string calibration = "tight";
+  std::string preset;
+  std::string kernel = "S";
+  int block = 4;
+  std::uint64_t seed = 0;
+  bool json = false;
+};
+
+// "S" and "L" are the papers' 11x5 and 21x11 kernels (rows x columns); "HxW" is any odd size.
+std::pair<int, int> parse_kernel(const std::string& text) {
+  if (text == "S") return {11, 5};
+  if (text == "L") return {21, 11};
+  int h = 0, w = 0;
+  char x = 0, extra = 0;
+  if (std::sscanf(text.c_str(), "%d%c%d%c", &h, &x, &w, &extra) == 3 && x == 'x') return {h, w};
+  throw UsageError("--kernel: '" + text + "' is not S, L or ROWSxCOLS (for example 25x25)");
+}
+
+std::unique_ptr<Deidentifier> make_method(const DeidArgs& a, const CLI::App& cmd) {
+  auto given = [&](const char* flag) { return cmd.get_option(flag)->count() > 0; };
+  auto only_for = [&](std::initializer_list<const char*> flags, const std::string& method) {
+    for (const char* f : flags)
+      if (given(f) && a.method != method)
+        throw UsageError(std::string(f) + " applies to --method " + method + " only");
+  };
+  only_for({"--epsilon", "--pixel-bits", "--calibration", "--preset", "--seed"}, "dp");
+  only_for({"--kernel"}, "blur");
+  only_for({"--block"}, "pixelate");
+  if (given("--color-bits") && a.method != "dp" && a.method != "quantize")
+    throw UsageError("--color-bits applies to --method dp and quantize only");
+
+  if (a.method == "dp") {
+    ImageDpOptions o;
+    if (given("--preset")) {
+      if (given("--pixel-bits") || given("--color-bits"))
+        throw UsageError("--preset sets --pixel-bits and --color-bits; give one or the other");
+      if (a.preset.size() != 1) throw UsageError("--preset must be one of A, B, C, D");
+      o = image_dp_preset(a.preset[0], a.epsilon);
+    } else {
+      o.pixel_bits = a.pixel_bits;
+      o.color_bits = a.color_bits;
+    }
+    o.epsilon = a.epsilon;
+    o.calibration = a.calibration == "paper" ? Calibration::kPaper : Calibration::kTight;
+    if (given("--seed")) o.seed = a.seed;
+    return std::make_unique<ImageDp>(o);
+  }
+  if (a.method == "blur") {
+    auto [h, w] = parse_kernel(a.kernel);
+    return std::make_unique<GaussianBlur>(h, w);
+  }
+  if (a.method == "pixelate") return std::make_unique<Pixelate>(a.block);
+  if (a.method == "quantize") return std::make_unique<Quantize>(given("--color-bits") ? a.color_bits : 4);
+  if (a.method == "remove-head") return std::make_unique<RemoveRegion>(BodyRegion::kHead);
+  if (a.method == "remove-body") return std::make_unique<RemoveRegion>(BodyRegion::kBody);
+  return std::make_unique<Identity>();
+}
+
+void run(DeidArgs& a, const CLI::App& cmd) {
+  auto method = make_method(a, cmd);
+  a.run.in = a.in;
+  a.run.out = a.out;
+  DeidReport report = deidentify_dataset(*method, a.run);
+  if (a.json) {
+    std::cout << report.manifest.dump(2) << "\n";
+    return;
+  }
+  std::cout << "de-identified " << report.images << " images with " << method->name() << " in "
+            << report.seconds << " s";
+  if (report.resumed) std::cout << " (" << report.resumed << " already done)";
+  std::cout << "\n  mean SSIM " << report.mean_ssim << ", mean PSNR " << report.mean_psnr
+            << " dB\n  manifest: " << (a.run.out / "deid.json").string() << "\n";
+}
+
+}  // namespace
+
+void register_deid_commands(CLI::App& app) {
+  auto a = std::make_shared<DeidArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "deid", "De-identify a dataset (image DP or a classic baseline) into a new directory");
+  cmd->add_option("--method", a->method, "dp, blur, pixelate, quantize, remove-head, remove-body, none")
+      ->required()
+      ->check(CLI::IsMember({"dp", "blur", "pixelate", "quantize", "remove-head", "remove-body", "none"}));
+  cmd->add_option("--in", a->in, "Input dataset (Market-1501 or DukeMTMC layout)")->required();
+  cmd->add_option("--out", a->out, "Output directory (new or empty; never inside --in)")->required();
+  cmd->add_option("--epsilon", a->epsilon, "dp: privacy budget per image (> 0; 'inf' = no noise)");
+  cmd->add_option("--pixel-bits", a->pixel_bits, "dp: b, blocks of 2^b x 2^b pixels");
+  cmd->add_option("--color-bits", a->color_bits, "dp/quantize: c, drop c of 8 bits per channel");
+  cmd->add_option("--calibration", a->calibration, "dp: paper (Table I formula) or tight")
+      ->check(CLI::IsMember({"paper", "tight"}));
+  cmd->add_option("--preset", a->preset, "dp: the paper's settings A, B, C or D")
+      ->check(CLI::IsMember({"A", "B", "C", "D"}));
+  cmd->add_option("--seed", a->seed, "dp: deterministic DRBG for experiments (default: CSPRNG)");
+  cmd->add_option("--kernel", a->kernel, "blur: S (11x5), L (21x11) or ROWSxCOLS");
+  cmd->add_option("--block", a->block, "pixelate: block size in pixels");
+  cmd->add_option("--threads", a->run.threads, "Worker threads (0 = all cores)")
+      ->check(CLI::Range(0, 256));
+  cmd->add_option("--jpeg-quality", a->run.jpeg_quality, "Quality of .jpg outputs")
+      ->check(CLI::Range(1, 100));
+  cmd->add_flag("--resume", a->run.resume, "Finish an interrupted run (no image is released twice)");
+  cmd->add_flag("--detectability", a->run.detectability,
+                "Also report how often the HOG people detector still finds the person");
+  cmd->add_flag("--json", a->json, "Print the manifest (with mean SSIM/PSNR) as JSON");
+  cmd->callback([a, cmd] { run(*a, *cmd); });
+}
+
+}  // namespace ppreid::deid

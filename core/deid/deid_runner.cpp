@@ -1,0 +1,225 @@
+#include "core/deid/deid_runner.h"
+
+#include <opencv2/imgcodecs.hpp>
+
+#include <atomic>
+#include <cmath>
+#include <mutex>
+#include <thread>
+
+#include "core/deid/image_dp.h"
+#include "core/privacy/detectability.h"
+#include "core/privacy/image_quality.h"
+#include "core/util/atomic_file.h"
+#include "core/util/error.h"
+#include "core/util/image.h"
+#include "core/util/progress.h"
+
+namespace ppreid::deid {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kPartialMarker = "deid.partial.json";
+const char* kSideFiles[] = {"keypoints.csv", "attributes.csv", "municipalities.csv"};
+
+bool is_within(const fs::path& inner, const fs::path& outer) {
+  auto i = inner.begin(), o = outer.begin();
+  for (; o != outer.end(); ++o, ++i)
+    if (i == inner.end() || *i != *o) return false;
+  return true;
+}
+
+void check_paths(const fs::path& in, const fs::path& out) {
+  fs::path a = fs::weakly_canonical(in), b = fs::weakly_canonical(out);
+  if (a == b) throw UsageError("--out is the same directory as --in; the input is never overwritten");
+  if (is_within(b, a))
+    throw UsageError("--out '" + out.string() + "' is inside --in '" + in.string() +
+                     "'; choose a directory outside the input (nothing was written)");
+  if (is_within(a, b))
+    throw UsageError("--in '" + in.string() + "' is inside --out '" + out.string() +
+                     "'; choose another output directory (nothing was written)");
+}
+
+bool dir_has_entries(const fs::path& dir) {
+  return fs::is_directory(dir) && fs::directory_iterator(dir) != fs::directory_iterator();
+}
+
+nlohmann::json run_identity(const Deidentifier& method) {
+  return {{"method", method.name()}, {"parameters", method.parameters()}};
+}
+
+struct ImageRow {
+  std::string path;
+  int width = 0, height = 0;
+  double ssim = 0, psnr = 0;
+  bool done = false;
+};
+
+}  // namespace
+
+DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& options) {
+  check_paths(options.in, options.out);
+  data::Dataset ds = data::load_dataset(options.in);
+  const nlohmann::json identity = run_identity(method);
+
+  if (dir_has_entries(options.out)) {
+    fs::path marker = options.out / kPartialMarker;
+    if (!options.resume)
+      throw Error("output directory '" + options.out.string() + "' is not empty; " +
+                  (fs::exists(marker) ? "it holds an interrupted run: add --resume to finish it"
+                                      : "choose a new directory"));
+    if (!fs::exists(marker))
+      throw Error("--resume: '" + options.out.string() + "' has no " + kPartialMarker +
+                  ", so it is not an interrupted run of `ppreid deid`");
+    if (nlohmann::json::parse(util::read_file(marker)) != identity)
+      throw Error("--resume: the interrupted run in '" + options.out.string() +
+                  "' used a different method or parameters; use the same flags or a new --out");
+  }
+  for (auto kind : {data::SplitKind::kTrain, data::SplitKind::kQuery, data::SplitKind::kGallery})
+    fs::create_directories(options.out / data::split_dir(kind));
+  util::write_file_atomic(options.out / kPartialMarker, identity.dump(2));
+  method.prepare(ds);
+
+  std::vector<const data::ImageRecord*> records;
+  for (const auto* split : {&ds.train, &ds.query, &ds.gallery})
+    for (const auto& r : *split) records.push_back(&r);
+  std::vector<ImageRow> rows(records.size());
+
+  const int threads = options.threads > 0
+                          ? options.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::atomic<int> resumed{0}, before{0}, after{0};
+  std::mutex error_mu;
+  std::exception_ptr error;
+  util::Progress progress(static_cast<std::int64_t>(records.size()), "deid " + method.name());
+  privacy::PeopleDetector detector;
+
+  auto work = [&] {
+    for (size_t i = next++; i < records.size() && !failed; i = next++) {
+      try {
+        const data::ImageRecord& r = *records[i];
+        fs::path target = options.out / r.path;
+        cv::Mat original = util::decode_image(ds.absolute(r));
+        ImageRow& row = rows[i];
+        row.path = r.path;
+        row.width = original.cols;
+        row.height = original.rows;
+        if (options.resume && fs::exists(target)) {
+          // Never release an image twice: a second noisy copy would compose epsilon.
+          ++resumed;
+          progress.tick();
+          continue;
+        }
+        cv::Mat released = method.apply(original, {&r, ds.pose(r), i});
+        if (released.size() != original.size() || released.type() != original.type())
+          throw Error("method '" + method.name() + "' changed the size or type of " + r.path);
+        std::string ext = target.extension().string();
+        std::vector<int> params;
+        if (ext == ".jpg" || ext == ".jpeg") params = {cv::IMWRITE_JPEG_QUALITY, options.jpeg_quality};
+        std::vector<std::uint8_t> bytes;
+        if (!cv::imencode(ext, released, bytes, params))
+          throw Error("cannot encode '" + target.string() + "' as " + ext);
+        util::write_file_atomic(target, std::string_view(reinterpret_cast<const char*>(bytes.data()),
+                                                         bytes.size()));
+        row.ssim = original.rows >= 11 && original.cols >= 11 ? privacy::ssim(original, released)
+                                                              : std::nan("");
+        row.psnr = privacy::psnr(original, released);
+        row.done = true;
+        if (options.detectability) {
+          before += detector.person_in_crop(original) ? 1 : 0;
+          after += detector.person_in_crop(released) ? 1 : 0;
+        }
+        progress.tick();
+      } catch (...) {
+        std::lock_guard lock(error_mu);
+        if (!error) error = std::current_exception();
+        failed = true;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back(work);
+  for (auto& t : pool) t.join();
+  progress.finish();
+  if (error) {
+    // Bad input (an unreadable image, a method failure) leaves nothing behind: remove what this
+    // run wrote. Only a killed process leaves complete images and the marker for --resume.
+    for (size_t i = 0; i < rows.size(); ++i)
+      if (rows[i].done) fs::remove(options.out / records[i]->path);
+    if (!options.resume) {
+      for (const auto& entry : fs::directory_iterator(options.out)) fs::remove_all(entry.path());
+    }
+    std::rethrow_exception(error);
+  }
+
+  for (const char* side : kSideFiles)
+    if (fs::exists(options.in / side))
+      util::write_file_atomic(options.out / side, util::read_file(options.in / side));
+
+  DeidReport report;
+  report.seconds = progress.seconds();
+  report.resumed = resumed;
+  double ssim_sum = 0, psnr_sum = 0;
+  int ssim_n = 0, psnr_n = 0;
+  std::string csv = "image,width,height,ssim,psnr";
+  auto* dp = dynamic_cast<ImageDp*>(&method);
+  if (dp) csv += ",epsilon,delta";
+  csv += "\n";
+  std::map<std::pair<int, int>, int> sizes;
+  for (const auto& row : rows) {
+    ++sizes[{row.width, row.height}];
+    if (!row.done) continue;
+    ++report.images;
+    if (std::isfinite(row.ssim)) ssim_sum += row.ssim, ++ssim_n;
+    if (std::isfinite(row.psnr)) psnr_sum += row.psnr, ++psnr_n;
+    csv += row.path + "," + std::to_string(row.width) + "," + std::to_string(row.height) + "," +
+           std::to_string(row.ssim) + "," + std::to_string(row.psnr);
+    if (dp)
+      csv += "," + std::to_string(dp->options().epsilon) + "," +
+             std::to_string(sensitivity(dp->options(), row.width, row.height));
+    csv += "\n";
+  }
+  report.mean_ssim = ssim_n ? ssim_sum / ssim_n : std::nan("");
+  report.mean_psnr = psnr_n ? psnr_sum / psnr_n : std::nan("");
+
+  nlohmann::json m = identity;
+  m["input"] = options.in.string();
+  m["layout"] = data::layout_name(ds.layout);
+  m["images"] = static_cast<int>(records.size());
+  m["released_this_run"] = report.images;
+  m["resumed"] = report.resumed;
+  m["seconds"] = report.seconds;
+  m["mean_ssim"] = report.mean_ssim;
+  m["mean_psnr_db"] = report.mean_psnr;
+  if (options.detectability) {
+    privacy::Detectability d{before, after, report.images};
+    m["detectability"] = {{"detected_before", d.detected_before},
+                          {"detected_after", d.detected_after},
+                          {"ratio", std::isnan(d.ratio()) ? nlohmann::json(nullptr)
+                                                          : nlohmann::json(d.ratio())}};
+  }
+  if (dp) {
+    nlohmann::json per_size = nlohmann::json::array();
+    for (const auto& [wh, count] : sizes)
+      per_size.push_back({{"width", wh.first},
+                          {"height", wh.second},
+                          {"images", count},
+                          {"blocks", blocks_of(wh.first, wh.second, dp->options().pixel_bits)},
+                          {"delta", sensitivity(dp->options(), wh.first, wh.second)}});
+    m["epsilon_per_image"] = m["parameters"]["epsilon"];
+    m["sensitivity"] = per_size;
+    m["seed"] = dp->options().seed ? nlohmann::json(*dp->options().seed) : nlohmann::json("csprng");
+    m["release"] =
+        "each image is released once under epsilon-image DP; releasing the same image again "
+        "composes (the epsilons add up)";
+  }
+  util::write_file_atomic(options.out / "deid_images.csv", csv);
+  util::write_file_atomic(options.out / "deid.json", m.dump(2) + "\n");
+  fs::remove(options.out / kPartialMarker);
+  report.manifest = m;
+  return report;
+}
+
+}  // namespace ppreid::deid
