@@ -74,6 +74,23 @@ void BM_StraightforwardDp(benchmark::State& state) {
   state.SetLabel(std::string("preset ") + preset + " drbg, per-pixel reference");
 }
 
+// The randomness alone: one 32-bit word per value of a 128x64 RGB image.
+void BM_RandomWords(benchmark::State& state) {
+  const bool seeded = state.range(0) == 1;
+  util::DrbgSource drbg(1, 0);
+  util::CsprngSource csprng;
+  util::RandomSource& rng = seeded ? static_cast<util::RandomSource&>(drbg) : csprng;
+  std::vector<std::uint32_t> words(128 * 64 * 3);
+  for (auto _ : state) {
+    rng.fill(words.data(), words.size());
+    benchmark::DoNotOptimize(words.data());
+  }
+  state.counters["MB/s"] = benchmark::Counter(state.iterations() * words.size() * 4 / 1e6,
+                                              benchmark::Counter::kIsRate);
+  state.SetLabel(seeded ? "drbg" : "csprng");
+}
+BENCHMARK(BM_RandomWords)->Arg(1)->Arg(0);
+
 void presets(benchmark::internal::Benchmark* b) {
   for (char p : {'A', 'B', 'C', 'D'}) b->Args({p, 1})->Args({p, 0});
 }

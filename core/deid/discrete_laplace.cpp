@@ -44,22 +44,35 @@ ClampedLaplaceTable::ClampedLaplaceTable(int levels, double t) : levels_(levels)
   if (!(t > 0.0))
     throw Error("image DP noise scale epsilon/Delta must be positive (got " + std::to_string(t) +
                 ")");
+  identity_ = std::isinf(t);
+  if (identity_) return;
   const int L = levels;
-  thresholds_.resize(static_cast<size_t>(L) * (L - 1));
   constexpr double kScale = 4294967296.0;  // 2^32
+  thresholds_.resize(static_cast<size_t>(L) * (L - 1));
   for (int x = 0; x < L; ++x) {
     double cdf = 0.0;
     std::uint64_t previous = 0;
     for (int y = 0; y < L - 1; ++y) {
       cdf += probability(x, y);
       auto scaled = static_cast<std::uint64_t>(std::llround(std::min(cdf, 1.0) * kScale));
-      // Keep every output reachable unless it truly has probability 0 (t = inf): a zero-width
-      // slot would make some releases impossible, which no epsilon covers.
-      if (!std::isinf(t) && scaled <= previous) scaled = previous + 1;
+      // Every output keeps at least one of the 2^32 slots: a zero-width slot would make some
+      // release impossible for one input and possible for another, which no epsilon covers.
+      scaled = std::max(scaled, previous + 1);
       scaled = std::min<std::uint64_t>(scaled, static_cast<std::uint64_t>(kScale) - (L - 1 - y));
-      if (std::isinf(t)) scaled = y < x ? 0 : static_cast<std::uint64_t>(kScale);
-      thresholds_[static_cast<size_t>(x) * (L - 1) + y] = scaled;
+      thresholds_[static_cast<size_t>(x) * (L - 1) + y] = static_cast<std::uint32_t>(scaled);
       previous = scaled;
+    }
+  }
+  if (L > 16) {
+    guide_.resize(static_cast<size_t>(L) * 256);
+    for (int x = 0; x < L; ++x) {
+      const std::uint32_t* row = thresholds_.data() + static_cast<size_t>(x) * (L - 1);
+      int y = 0;
+      for (int g = 0; g < 256; ++g) {
+        std::uint32_t u = static_cast<std::uint32_t>(g) << 24;
+        while (y < L - 1 && u >= row[y]) ++y;
+        guide_[static_cast<size_t>(x) * 256 + g] = static_cast<std::uint8_t>(y);
+      }
     }
   }
 }
@@ -72,27 +85,59 @@ double ClampedLaplaceTable::probability(int x, int y) const {
   return discrete_laplace_pmf(y - x, t_);
 }
 
-int ClampedLaplaceTable::sample(int x, std::uint32_t u) const {
-  const std::uint64_t* row = thresholds_.data() + static_cast<size_t>(x) * (levels_ - 1);
-  // Output = number of thresholds at or below u.
-  if (levels_ <= 16) {
-    int out = 0;
-    for (int j = 0; j < levels_ - 1; ++j) out += (u >= row[j]) ? 1 : 0;
-    return out;
+namespace {
+
+template <int L>
+void release_fixed(const std::uint32_t* thresholds, const std::uint8_t* in,
+                   const std::uint32_t* words, std::size_t n, int shift, std::uint8_t half,
+                   std::uint8_t* out) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t* row = thresholds + (in[i] >> shift) * (L - 1);
+    const std::uint32_t u = words[i];
+    int y = 0;
+    for (int j = 0; j < L - 1; ++j) y += u >= row[j];
+    out[i] = static_cast<std::uint8_t>((y << shift) | half);
   }
-  return static_cast<int>(std::upper_bound(row, row + levels_ - 1, static_cast<std::uint64_t>(u)) -
-                          row);
+}
+
+}  // namespace
+
+void ClampedLaplaceTable::release_rendered(const std::uint8_t* in, const std::uint32_t* words,
+                                           std::size_t n, int shift, std::uint8_t half,
+                                           std::uint8_t* out) const {
+  const std::uint32_t* thr = thresholds_.data();
+  if (identity_) {
+    for (std::size_t i = 0; i < n; ++i)
+      out[i] = static_cast<std::uint8_t>(((in[i] >> shift) << shift) | half);
+    return;
+  }
+  switch (levels_) {
+    case 2: return release_fixed<2>(thr, in, words, n, shift, half, out);
+    case 4: return release_fixed<4>(thr, in, words, n, shift, half, out);
+    case 8: return release_fixed<8>(thr, in, words, n, shift, half, out);
+    case 16: return release_fixed<16>(thr, in, words, n, shift, half, out);
+    default:
+      for (std::size_t i = 0; i < n; ++i)
+        out[i] = static_cast<std::uint8_t>((sample(in[i] >> shift, words[i]) << shift) | half);
+  }
+}
+
+void ClampedLaplaceTable::apply(std::uint8_t* levels, const std::uint32_t* words,
+                                std::size_t n) const {
+  if (identity_) return;
+  for (std::size_t i = 0; i < n; ++i)
+    levels[i] = static_cast<std::uint8_t>(sample(levels[i], words[i]));
 }
 
 void ClampedLaplaceTable::apply(std::uint8_t* levels, std::size_t n,
                                 util::RandomSource& rng) const {
+  if (identity_) return;
   constexpr std::size_t kChunk = 4096;
   std::uint32_t words[kChunk];
   for (std::size_t start = 0; start < n; start += kChunk) {
     std::size_t m = std::min(kChunk, n - start);
     rng.fill(words, m);
-    std::uint8_t* v = levels + start;
-    for (std::size_t i = 0; i < m; ++i) v[i] = static_cast<std::uint8_t>(sample(v[i], words[i]));
+    apply(levels + start, words, m);
   }
 }
 

@@ -88,47 +88,60 @@ cv::Mat ImageDp::apply_with(const cv::Mat& bgr, util::RandomSource& rng) const {
   const ClampedLaplaceTable& table = table_for(w, h);
   cv::Mat out(h, w, CV_8UC3);
 
+  // One random word per released value, drawn in a single call: per-row calls into OpenSSL
+  // cost more than the sampling itself.
+  thread_local std::vector<std::uint32_t> words;
+  thread_local std::vector<std::uint8_t> levels;
+
   if (options_.pixel_bits == 0) {
-    // Every pixel is its own block: quantize, noise and render in place, row by row.
-    for (int y = 0; y < h; ++y) {
-      const std::uint8_t* src = bgr.ptr<std::uint8_t>(y);
-      std::uint8_t* dst = out.ptr<std::uint8_t>(y);
-      const int n = 3 * w;
-      for (int i = 0; i < n; ++i) dst[i] = static_cast<std::uint8_t>(src[i] >> c);
-      table.apply(dst, static_cast<size_t>(n), rng);
-      for (int i = 0; i < n; ++i) dst[i] = static_cast<std::uint8_t>((dst[i] << c) | half);
-    }
+    // Every pixel is its own block: quantize, noise and render value by value.
+    cv::Mat src = bgr.isContinuous() ? bgr : bgr.clone();
+    const size_t n = static_cast<size_t>(w) * h * 3;
+    words.resize(n);
+    rng.fill(words.data(), n);
+    table.release_rendered(src.ptr<std::uint8_t>(0), words.data(), n, c, half,
+                           out.ptr<std::uint8_t>(0));
     return out;
   }
 
   // Block means (edge blocks average the pixels they have), then the same per-value steps.
-  const int block = 1 << options_.pixel_bits;
+  const int b = options_.pixel_bits, block = 1 << b;
   const int bw = (w + block - 1) / block, bh = (h + block - 1) / block;
   std::vector<std::uint32_t> sums(static_cast<size_t>(bw) * bh * 3, 0);
   for (int y = 0; y < h; ++y) {
     const std::uint8_t* src = bgr.ptr<std::uint8_t>(y);
-    std::uint32_t* row = sums.data() + static_cast<size_t>(y / block) * bw * 3;
-    for (int x = 0; x < w; ++x)
-      for (int ch = 0; ch < 3; ++ch) row[(x / block) * 3 + ch] += src[3 * x + ch];
+    std::uint32_t* row = sums.data() + static_cast<size_t>(y >> b) * bw * 3;
+    for (int x = 0; x < w; ++x) {
+      std::uint32_t* cell = row + (x >> b) * 3;
+      cell[0] += src[3 * x];
+      cell[1] += src[3 * x + 1];
+      cell[2] += src[3 * x + 2];
+    }
   }
-  std::vector<std::uint8_t> levels(sums.size());
+  levels.resize(sums.size());
   for (int by = 0; by < bh; ++by) {
     int rows = std::min(block, h - by * block);
     for (int bx = 0; bx < bw; ++bx) {
-      int count = rows * std::min(block, w - bx * block);
+      std::uint32_t count = static_cast<std::uint32_t>(rows * std::min(block, w - bx * block));
       for (int ch = 0; ch < 3; ++ch) {
         size_t i = (static_cast<size_t>(by) * bw + bx) * 3 + ch;
         levels[i] = static_cast<std::uint8_t>(((sums[i] + count / 2) / count) >> c);
       }
     }
   }
-  table.apply(levels.data(), levels.size(), rng);
+  words.resize(levels.size());
+  rng.fill(words.data(), words.size());
+  table.apply(levels.data(), words.data(), levels.size());
+  for (auto& v : levels) v = static_cast<std::uint8_t>((v << c) | half);
   for (int y = 0; y < h; ++y) {
     std::uint8_t* dst = out.ptr<std::uint8_t>(y);
-    const std::uint8_t* lv = levels.data() + static_cast<size_t>(y / block) * bw * 3;
-    for (int x = 0; x < w; ++x)
-      for (int ch = 0; ch < 3; ++ch)
-        dst[3 * x + ch] = static_cast<std::uint8_t>((lv[(x / block) * 3 + ch] << c) | half);
+    const std::uint8_t* lv = levels.data() + static_cast<size_t>(y >> b) * bw * 3;
+    for (int x = 0; x < w; ++x) {
+      const std::uint8_t* cell = lv + (x >> b) * 3;
+      dst[3 * x] = cell[0];
+      dst[3 * x + 1] = cell[1];
+      dst[3 * x + 2] = cell[2];
+    }
   }
   return out;
 }
