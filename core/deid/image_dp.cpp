@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <sstream>
 
 #include "core/util/error.h"
 
@@ -30,7 +31,7 @@ int blocks_of(int width, int height, int pixel_bits) {
 
 void validate(const ImageDpOptions& o) {
   if (!(o.epsilon > 0.0) || std::isnan(o.epsilon))
-    throw UsageError("--epsilon must be > 0 (got " + std::to_string(o.epsilon) +
+    throw UsageError("--epsilon must be > 0 (got " + (std::ostringstream() << o.epsilon).str() +
                      "); smaller is more private, 'inf' disables the noise");
   if (o.pixel_bits < 0 || o.pixel_bits > 6)
     throw UsageError("--pixel-bits must be in [0, 6] (blocks of 1 to 64 pixels), got " +

@@ -58,7 +58,17 @@ INSTANTIATE_TEST_SUITE_P(
         CliCase{"--log-level loud version", 2, "--log-level"},
         CliCase{"data inspect /nonexistent/ppreid-data", 1,
                 "error: dataset directory '/nonexistent/ppreid-data' does not exist"},
-        CliCase{"synth --out x --config no-such-profile", 1, "no profile named"}));
+        CliCase{"synth --out x --config no-such-profile", 1, "no profile named"},
+        CliCase{"deid --method dp --epsilon 0 --in x --out y", 2, "--epsilon must be > 0 (got 0)"},
+        CliCase{"deid --method dp --epsilon -2 --in x --out y", 2, "--epsilon must be > 0"},
+        CliCase{"deid --method dp --pixel-bits 7 --in x --out y", 2, "--pixel-bits"},
+        CliCase{"deid --method dp --color-bits 8 --in x --out y", 2, "--color-bits"},
+        CliCase{"deid --method dp --calibration paper --color-bits 7 --in x --out y", 2,
+                "L = 2 levels"},
+        CliCase{"deid --method blur --epsilon 3 --in x --out y", 2, "--epsilon applies to"},
+        CliCase{"deid --method dp --preset E --in x --out y", 2, "--preset"},
+        CliCase{"deid --method smudge --in x --out y", 2, "--method"},
+        CliCase{"deid --method dp --in /nonexistent/ppreid-in --out y", 1, "does not exist"}));
 
 TEST(Cli, VersionJsonNamesEveryLibrary) {
   RunResult r = run("version --json");
@@ -92,6 +102,24 @@ TEST(Cli, SynthThenInspectJson) {
   RunResult again = run("synth --config tiny --ids 8 --out " + out);
   EXPECT_EQ(again.exit_code, 1) << again.out;
   EXPECT_EQ(run("synth --config tiny --ids 8 --force --out " + out).exit_code, 0);
+}
+
+TEST(Cli, DeidRefusesOutputInsideInputAndWritesNothing) {
+  testing::TempDir dir;
+  std::string in = (dir / "in").string();
+  ASSERT_EQ(run("synth --config tiny --ids 8 --out " + in).exit_code, 0);
+  RunResult r = run("deid --method dp --preset A --epsilon 10 --in " + in + " --out " + in + "/deid");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("inside --in"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "in" / "deid"));
+  RunResult ok = run("deid --method dp --preset B --epsilon 1e4 --seed 3 --json --in " + in +
+                     " --out " + (dir / "out").string());
+  ASSERT_EQ(ok.exit_code, 0) << ok.out;
+  auto j = nlohmann::json::parse(ok.out);
+  EXPECT_EQ(j["seed"], 3);
+  EXPECT_EQ(j["parameters"]["pixel_bits"], 1);
+  EXPECT_LT(j["mean_ssim"].get<double>(), 1.0);
+  EXPECT_TRUE(std::filesystem::exists(dir / "out" / "keypoints.csv"));
 }
 
 }  // namespace
