@@ -26,8 +26,9 @@ void read_triplet(util::ConfigReader& r, const std::string& key, std::array<floa
   }
 }
 
-Profile parse(util::ConfigReader root) {
-  Profile p;
+}  // namespace
+
+void read_profile_sections(util::ConfigReader& root, Profile& p) {
   root.get("name", p.name);
 
   auto runtime = root.section("runtime");
@@ -80,6 +81,13 @@ Profile parse(util::ConfigReader root) {
   loader.finish();
 
   p.synth.seed = p.loader.seed = p.runtime.seed;
+}
+
+namespace {
+
+Profile parse(util::ConfigReader root) {
+  Profile p;
+  read_profile_sections(root, p);
   root.finish();
   return p;
 }

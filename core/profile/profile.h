@@ -8,6 +8,9 @@
 #include "core/data/synth/synth_options.h"
 
 namespace ppreid {
+namespace util {
+class ConfigReader;
+}
 
 struct RuntimeOptions {
   // LibTorch intra-op threads. Debian's LibTorch starts with ONE thread, so this is always set
@@ -30,6 +33,11 @@ struct Profile {
 // Loads and validates a profile; errors name the file, the dotted key and the line.
 Profile load_profile(const std::filesystem::path& file);
 Profile parse_profile(const std::string& yaml, const std::string& file_label);
+
+// Reads the sections every profile-like config shares (name, runtime, image, synth, transform,
+// loader) without rejecting leftovers, for configs that add sections of their own (training,
+// PIS, simulations) and call finish() themselves.
+void read_profile_sections(util::ConfigReader& root, Profile& p);
 
 // Resolves `--config` arguments: an existing path is used as is; a bare profile name (`tiny`)
 // is looked up under configs/ next to the working directory, the binary and the install prefix.

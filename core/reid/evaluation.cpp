@@ -1,0 +1,185 @@
+#include "core/reid/evaluation.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <limits>
+#include <string>
+
+#include "core/util/error.h"
+
+namespace ppreid::reid {
+namespace {
+
+// A gallery item's place in the stable ranking: distance first, gallery index on ties.
+template <typename T>
+struct Key {
+  T distance;
+  int index;
+  bool operator<(const Key& o) const {
+    return distance < o.distance || (distance == o.distance && index < o.index);
+  }
+};
+
+// Instead of sorting the whole gallery (O(G log G) per query), only the matches are sorted and
+// every other surviving item is binned by how many matches rank ahead of it (O(G log m) with m
+// matches, typically a dozen). The positions of the matches are all AP, CMC and INP need.
+// Removed items (same pid, same camera) and matches are exactly the items with the query's pid,
+// so "the rest of the ranking" is every item with a different pid.
+template <typename T>
+void rank_range(const T* dist, int64_t num_g, const std::vector<int>& q_pids,
+                const std::vector<int>& g_pids, const std::vector<int>& q_camids,
+                const std::vector<int>& g_camids, int64_t begin, int64_t end,
+                std::vector<QueryOutcome>& out) {
+  std::vector<Key<T>> matches;
+  std::vector<int> ahead;  // ahead[j]: non-matches ranked between match j-1 and match j
+  for (int64_t q = begin; q < end; ++q) {
+    const T* row = dist + q * num_g;
+    const int pid = q_pids[q], cam = q_camids[q];
+    matches.clear();
+    for (int64_t g = 0; g < num_g; ++g)
+      if (g_pids[g] == pid && g_camids[g] != cam) matches.push_back({row[g], static_cast<int>(g)});
+    QueryOutcome& o = out[q];
+    o = QueryOutcome{};
+    if (matches.empty()) continue;
+    std::sort(matches.begin(), matches.end());
+    const Key<T> last = matches.back();
+    ahead.assign(matches.size(), 0);
+    for (int64_t g = 0; g < num_g; ++g) {
+      if (g_pids[g] == pid) continue;
+      const Key<T> k{row[g], static_cast<int>(g)};
+      if (last < k) continue;  // behind every match: moves none of them
+      ++ahead[std::upper_bound(matches.begin(), matches.end(), k) - matches.begin()];
+    }
+    const int m = static_cast<int>(matches.size());
+    int passed = 0;  // non-matches ranked ahead of the current match
+    double precision_sum = 0;
+    for (int i = 0; i < m; ++i) {
+      passed += ahead[i];
+      const int position = i + passed;
+      precision_sum += (i + 1.0) / (position + 1.0);
+      if (i == 0) o.first_match = position;
+      o.last_match = position;
+    }
+    o.valid = true;
+    o.num_rel = m;
+    o.ap = precision_sum / m;
+  }
+}
+
+void check_sizes(const torch::Tensor& distmat, const std::vector<int>& q_pids,
+                 const std::vector<int>& g_pids, const std::vector<int>& q_camids,
+                 const std::vector<int>& g_camids) {
+  if (!distmat.defined() || distmat.dim() != 2 || !distmat.is_floating_point())
+    throw Error("distance matrix must be a 2-D floating-point tensor [num_query, num_gallery]");
+  const int64_t num_q = distmat.size(0), num_g = distmat.size(1);
+  if (num_q == 0 || num_g == 0)
+    throw Error("distance matrix is empty (" + std::to_string(num_q) + "x" + std::to_string(num_g) +
+                "); evaluation needs at least one query and one gallery "
+                "image");
+  auto expect = [](size_t got, int64_t want, const char* what, const char* dim) {
+    if (static_cast<int64_t>(got) != want)
+      throw Error(std::string(what) + " has " + std::to_string(got) + " entries but the " +
+                  "distance matrix has " + std::to_string(want) + " " + dim + "; pass one id per " +
+                  (dim[0] == 'r' ? "query" : "gallery") + " image");
+  };
+  expect(q_pids.size(), num_q, "q_pids", "rows");
+  expect(q_camids.size(), num_q, "q_camids", "rows");
+  expect(g_pids.size(), num_g, "g_pids", "columns");
+  expect(g_camids.size(), num_g, "g_camids", "columns");
+  if (num_g > std::numeric_limits<int>::max())
+    throw Error("gallery of " + std::to_string(num_g) + " images is too large to rank");
+  if (torch::isnan(distmat).any().item<bool>())
+    throw Error("distance matrix contains NaN; check the features it was computed from");
+}
+
+}  // namespace
+
+nlohmann::json RetrievalMetrics::to_json() const {
+  return {{"mAP", map},
+          {"rank1", rank1},
+          {"rank5", rank5},
+          {"rank10", rank10},
+          {"mINP", minp},
+          {"valid_queries", valid_queries},
+          {"total_queries", total_queries}};
+}
+
+std::vector<QueryOutcome> rank_queries(const torch::Tensor& distmat, const std::vector<int>& q_pids,
+                                       const std::vector<int>& g_pids,
+                                       const std::vector<int>& q_camids,
+                                       const std::vector<int>& g_camids) {
+  check_sizes(distmat, q_pids, g_pids, q_camids, g_camids);
+  torch::Tensor d = distmat.to(torch::kCPU);
+  if (d.scalar_type() != torch::kFloat32 && d.scalar_type() != torch::kFloat64)
+    d = d.to(torch::kFloat64);
+  d = d.contiguous();
+  const int64_t num_q = d.size(0), num_g = d.size(1);
+  std::vector<QueryOutcome> out(num_q);
+  // Queries are independent and each writes only its own slot, so the result does not depend
+  // on the thread count.
+  at::parallel_for(0, num_q, 8, [&](int64_t begin, int64_t end) {
+    if (d.scalar_type() == torch::kFloat32)
+      rank_range(d.data_ptr<float>(), num_g, q_pids, g_pids, q_camids, g_camids, begin, end, out);
+    else
+      rank_range(d.data_ptr<double>(), num_g, q_pids, g_pids, q_camids, g_camids, begin, end, out);
+  });
+  return out;
+}
+
+RetrievalMetrics summarize_outcomes(const std::vector<QueryOutcome>& outcomes, int cmc_length) {
+  if (cmc_length < 1)
+    throw Error("CMC length must be at least 1, got " + std::to_string(cmc_length));
+  RetrievalMetrics m;
+  m.total_queries = static_cast<int>(outcomes.size());
+  std::vector<int64_t> first_at(cmc_length, 0);  // valid queries whose first match is at rank r
+  int64_t within5 = 0, within10 = 0;
+  double ap_sum = 0, inp_sum = 0;
+  for (const QueryOutcome& o : outcomes) {
+    if (!o.valid) continue;
+    ++m.valid_queries;
+    ap_sum += o.ap;
+    inp_sum += static_cast<double>(o.num_rel) / (o.last_match + 1.0);
+    if (o.first_match < cmc_length) ++first_at[o.first_match];
+    within5 += o.first_match < 5;
+    within10 += o.first_match < 10;
+  }
+  if (m.valid_queries == 0)
+    throw Error("no query has a cross-camera match in the gallery (" +
+                std::to_string(m.total_queries) +
+                " queries); every query needs an image of the same person taken by another "
+                "camera in the gallery - check the pids and camids of the query/gallery split");
+  const double n = m.valid_queries;
+  m.cmc.resize(cmc_length);
+  int64_t cumulative = 0;
+  for (int r = 0; r < cmc_length; ++r) {
+    cumulative += first_at[r];
+    m.cmc[r] = cumulative / n;
+  }
+  m.rank1 = m.cmc[0];
+  m.rank5 = within5 / n;
+  m.rank10 = within10 / n;
+  m.map = ap_sum / n;
+  m.minp = inp_sum / n;
+  return m;
+}
+
+RetrievalMetrics evaluate_market(const torch::Tensor& distmat, const std::vector<int>& q_pids,
+                                 const std::vector<int>& g_pids, const std::vector<int>& q_camids,
+                                 const std::vector<int>& g_camids, int max_rank) {
+  if (max_rank < 1) throw Error("max_rank must be at least 1, got " + std::to_string(max_rank));
+  std::vector<QueryOutcome> outcomes = rank_queries(distmat, q_pids, g_pids, q_camids, g_camids);
+  const int64_t num_g = distmat.size(1);
+  return summarize_outcomes(outcomes, static_cast<int>(std::min<int64_t>(max_rank, num_g)));
+}
+
+RetrievalMetrics evaluate_features(const torch::Tensor& query_features,
+                                   const std::vector<int>& q_pids, const std::vector<int>& q_camids,
+                                   const torch::Tensor& gallery_features,
+                                   const std::vector<int>& g_pids, const std::vector<int>& g_camids,
+                                   Metric metric, int max_rank) {
+  return evaluate_market(pairwise_distance(query_features, gallery_features, metric), q_pids,
+                         g_pids, q_camids, g_camids, max_rank);
+}
+
+}  // namespace ppreid::reid

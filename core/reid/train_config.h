@@ -1,0 +1,57 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/profile/profile.h"
+#include "core/reid/backbone.h"
+#include "core/reid/losses.h"
+
+namespace ppreid::reid {
+
+struct OptimizerOptions {
+  double lr = 3.5e-4;           // Adam, BoT
+  double weight_decay = 5e-4;
+  double center_lr = 0.5;       // the centre-loss centres' own SGD
+};
+
+// BoT's WarmupMultiStepLR: linear warm-up from warmup_factor * lr over warmup_epochs, then
+// multiply by gamma at every milestone.
+struct ScheduleOptions {
+  int epochs = 120;
+  int warmup_epochs = 10;
+  double warmup_factor = 0.01;
+  std::vector<int> milestones = {40, 70};
+  double gamma = 0.1;
+  double lr_at(double base_lr, int epoch) const;
+};
+
+struct EvalOptions {
+  std::string metric = "euclidean";  // euclidean | cosine
+  bool centroids = true;             // also report centroid retrieval
+  int every = 0;                     // evaluate every N epochs (0: only after the last one)
+  int batch_size = 128;
+};
+
+struct LossOptions {
+  LossWeights weights;       // a weight of 0 switches that loss off
+  double label_smoothing = 0.1;
+  double margin = 0.3;
+};
+
+// configs/train/*.yaml: the profile sections (runtime, image, transform, loader) plus model,
+// loss, optimizer, schedule and eval.
+struct TrainConfig {
+  Profile profile;
+  BackboneOptions backbone;
+  LossOptions loss;
+  OptimizerOptions optimizer;
+  ScheduleOptions schedule;
+  EvalOptions eval;
+};
+
+TrainConfig load_train_config(const std::filesystem::path& file);
+TrainConfig parse_train_config(const std::string& yaml, const std::string& file_label);
+
+}  // namespace ppreid::reid

@@ -1,0 +1,220 @@
+#include "core/reid/trainer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "core/data/loader.h"
+#include "core/reid/checkpoint.h"
+#include "core/reid/features.h"
+#include "core/reid/losses.h"
+#include "core/reid/model.h"
+#include "core/util/atomic_file.h"
+#include "core/util/error.h"
+#include "core/util/progress.h"
+#include "core/util/threads.h"
+
+namespace ppreid::reid {
+namespace fs = std::filesystem;
+namespace {
+
+void set_lr(torch::optim::Adam& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups())
+    static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+}
+
+std::string fixed3(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", v);
+  return buf;
+}
+
+}  // namespace
+
+nlohmann::json TrainSummary::to_json() const {
+  return {{"epochs_run", epochs_run},   {"last_epoch", last_epoch},
+          {"seconds", seconds},         {"images_per_second", images_per_second},
+          {"final_loss", final_loss},   {"metrics", metrics}};
+}
+
+TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset,
+                         const TrainOptions& options) {
+  const auto& profile = config.profile;
+  if (dataset.num_train_ids < profile.loader.p)
+    throw Error("the train split of '" + dataset.root.string() + "' has " +
+                std::to_string(dataset.num_train_ids) + " identities but loader.p is " +
+                std::to_string(profile.loader.p) + "; lower loader.p in " + profile.source +
+                " or use a dataset with more identities");
+  util::configure_torch_threads(profile.runtime.threads);
+  torch::manual_seed(profile.runtime.seed);
+  fs::create_directories(options.out);
+  const fs::path ckpt_dir = options.out / "checkpoint";
+
+  ReidModel model(ModelOptions{config.backbone, dataset.num_train_ids, true});
+  CenterLoss center(dataset.num_train_ids, model->feature_dim());
+  std::vector<torch::Tensor> params;
+  for (auto& p : model->parameters())
+    if (p.requires_grad()) params.push_back(p);
+  torch::optim::Adam optimizer(
+      params, torch::optim::AdamOptions(config.optimizer.lr).weight_decay(config.optimizer.weight_decay));
+  torch::optim::SGD center_optimizer(center->parameters(),
+                                     torch::optim::SGDOptions(config.optimizer.center_lr));
+
+  CheckpointInfo info;
+  info.backbone = config.backbone;
+  info.num_classes = dataset.num_train_ids;
+  info.feature_dim = model->feature_dim();
+  info.height = profile.transform.height;
+  info.width = profile.transform.width;
+  info.epochs = config.schedule.epochs;
+  info.seed = profile.runtime.seed;
+  info.config = profile.source;
+
+  int start_epoch = 0;
+  if (options.init) {
+    CheckpointInfo init = read_checkpoint_info(*options.init);
+    if (init.backbone.arch != config.backbone.arch)
+      throw Error("--init: '" + options.init->string() + "' holds a " + init.backbone.arch +
+                  " backbone but the config trains a " + config.backbone.arch);
+    load_shared(model, *options.init / "shared.pt");
+    spdlog::info("backbone initialized from {}", options.init->string());
+  }
+  if (options.resume) {
+    CheckpointInfo saved = read_checkpoint_info(ckpt_dir);
+    if (saved.backbone.arch != config.backbone.arch || saved.num_classes != info.num_classes)
+      throw Error("--resume: the checkpoint in '" + ckpt_dir.string() + "' is a " +
+                  saved.backbone.arch + " with " + std::to_string(saved.num_classes) +
+                  " classes, but the config asks for a " + config.backbone.arch + " with " +
+                  std::to_string(info.num_classes) + "; use the same config and data");
+    if (!fs::exists(ckpt_dir / "training.pt"))
+      throw Error("--resume: '" + ckpt_dir.string() +
+                  "' has no training.pt (optimizer state); it is an exported model, not a run");
+    load_shared(model, ckpt_dir / "shared.pt");
+    load_head(model, ckpt_dir / "head.pt");
+    torch::serialize::InputArchive archive;
+    archive.load_from((ckpt_dir / "training.pt").string());
+    torch::serialize::InputArchive opt_archive, center_archive, center_opt_archive;
+    archive.read("optimizer", opt_archive);
+    archive.read("center", center_archive);
+    archive.read("center_optimizer", center_opt_archive);
+    optimizer.load(opt_archive);
+    center->load(center_archive);
+    center_optimizer.load(center_opt_archive);
+    start_epoch = saved.epoch + 1;
+    info.metrics = saved.metrics;
+    spdlog::info("resuming after epoch {} from {}", saved.epoch + 1, ckpt_dir.string());
+  }
+
+  data::TrainLoader loader(dataset, profile.transform, profile.loader);
+  const LossWeights& w = config.loss.weights;
+  TrainSummary summary;
+  std::string metrics_lines = fs::exists(options.out / "metrics.jsonl") && options.resume
+                                  ? util::read_file(options.out / "metrics.jsonl")
+                                  : std::string();
+  auto started = std::chrono::steady_clock::now();
+  std::int64_t images_seen = 0;
+  double train_seconds = 0;  // excludes evaluation and checkpointing
+
+  for (int epoch = start_epoch; epoch < config.schedule.epochs; ++epoch) {
+    double lr = config.schedule.lr_at(config.optimizer.lr, epoch);
+    set_lr(optimizer, lr);
+    model->train();
+    loader.start_epoch(epoch);
+    util::Progress progress(static_cast<std::int64_t>(loader.batches_per_epoch()) *
+                                profile.loader.p * profile.loader.k,
+                            "epoch " + std::to_string(epoch + 1) + "/" +
+                                std::to_string(config.schedule.epochs));
+    double loss_sum = 0, id_sum = 0, tri_sum = 0, cen_sum = 0, ctl_sum = 0;
+    int steps = 0;
+    while (auto batch = loader.next()) {
+      ReidOutput out = model->forward(batch->images);
+      LossParts parts = combined_loss(out, batch->labels, w, w.use_center ? &center : nullptr,
+                                      config.loss.label_smoothing, config.loss.margin);
+      double total = parts.total.item<double>();
+      if (!std::isfinite(total))
+        throw Error("the training loss became " + std::to_string(total) + " at epoch " +
+                    std::to_string(epoch + 1) + " step " + std::to_string(steps + 1) +
+                    "; lower optimizer.lr in " + profile.source +
+                    " (the last checkpoint is kept)");
+      optimizer.zero_grad();
+      center_optimizer.zero_grad();
+      parts.total.backward();
+      optimizer.step();
+      if (w.use_center) {
+        // BoT: undo the loss weight for the centres so they move at center_lr.
+        for (auto& p : center->parameters())
+          if (p.grad().defined()) p.mutable_grad().mul_(1.0 / w.center);
+        center_optimizer.step();
+      }
+      loss_sum += total, id_sum += parts.id, tri_sum += parts.triplet, cen_sum += parts.center,
+          ctl_sum += parts.centroid;
+      ++steps;
+      images_seen += batch->size();
+      progress.set_suffix("loss " + fixed3(total) + " (id " + fixed3(parts.id) + " tri " +
+                          fixed3(parts.triplet) + " ctl " + fixed3(parts.centroid) + ")");
+      progress.tick(batch->size());
+    }
+    progress.finish();
+    train_seconds += progress.seconds();
+    if (steps == 0) throw Error("epoch " + std::to_string(epoch + 1) + " produced no batches");
+
+    nlohmann::json line = {{"epoch", epoch + 1},
+                           {"lr", lr},
+                           {"loss", loss_sum / steps},
+                           {"loss_id", id_sum / steps},
+                           {"loss_triplet", tri_sum / steps},
+                           {"loss_center", cen_sum / steps},
+                           {"loss_centroid", ctl_sum / steps},
+                           {"images_per_second", progress.rate()}};
+    bool last = epoch + 1 == config.schedule.epochs;
+    bool eval_now = options.evaluate &&
+                    (last || (config.eval.every > 0 && (epoch + 1) % config.eval.every == 0));
+    if (eval_now) {
+      data::EvalLoaderOptions eval_opts;
+      eval_opts.batch_size = config.eval.batch_size;
+      eval_opts.workers = profile.loader.workers;
+      info.metrics = evaluate_model(model, dataset, profile.transform, config.eval.metric,
+                                    config.eval.centroids, eval_opts);
+      line["eval"] = info.metrics;
+      summary.metrics = info.metrics;
+      spdlog::info("epoch {}: mAP {:.4f} rank1 {:.4f}{}", epoch + 1,
+                   info.metrics["instance"]["mAP"].get<double>(),
+                   info.metrics["instance"]["rank1"].get<double>(),
+                   info.metrics.contains("centroid")
+                       ? fmt::format(" | centroid mAP {:.4f} rank1 {:.4f}",
+                                     info.metrics["centroid"]["mAP"].get<double>(),
+                                     info.metrics["centroid"]["rank1"].get<double>())
+                       : std::string());
+    }
+    spdlog::info("epoch {}/{}: loss {:.4f}, lr {:.2e}, {:.0f} images/s", epoch + 1,
+                 config.schedule.epochs, loss_sum / steps, lr, progress.rate());
+
+    info.epoch = epoch;
+    save_checkpoint(ckpt_dir, model, info, [&](const fs::path& file) {
+      torch::serialize::OutputArchive archive, opt_archive, center_archive, center_opt_archive;
+      optimizer.save(opt_archive);
+      center->save(center_archive);
+      center_optimizer.save(center_opt_archive);
+      archive.write("optimizer", opt_archive);
+      archive.write("center", center_archive);
+      archive.write("center_optimizer", center_opt_archive);
+      archive.save_to(file.string());
+    });
+    metrics_lines += line.dump() + "\n";
+    util::write_file_atomic(options.out / "metrics.jsonl", metrics_lines);
+    summary.last_epoch = epoch;
+    summary.final_loss = loss_sum / steps;
+    ++summary.epochs_run;
+  }
+
+  summary.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  summary.images_per_second = train_seconds > 0 ? images_seen / train_seconds : 0.0;
+  if (summary.metrics.is_null()) summary.metrics = info.metrics;
+  util::write_file_atomic(options.out / "summary.json", summary.to_json().dump(2) + "\n");
+  return summary;
+}
+
+}  // namespace ppreid::reid
