@@ -1,5 +1,10 @@
 #include "core/reid/distance.h"
 
+#include <algorithm>
+#include <exception>
+#include <thread>
+#include <vector>
+
 #include "core/util/error.h"
 
 namespace ppreid::reid {
@@ -61,14 +66,53 @@ torch::Tensor pairwise_distance(const torch::Tensor& query, const torch::Tensor&
   torch::NoGradGuard no_grad;
   torch::Tensor q = query.to(torch::kCPU, torch::kFloat64).contiguous();
   torch::Tensor g = gallery.to(torch::kCPU, torch::kFloat64).contiguous();
+  torch::Tensor out = torch::empty({q.size(0), g.size(0)}, torch::kFloat64);
   if (metric == Metric::kCosine) {
-    return torch::mm(l2_normalize_rows(q), l2_normalize_rows(g).t()).neg_().add_(1.0);
+    torch::Tensor qn = l2_normalize_rows(q), gn_t = l2_normalize_rows(g).t();
+    parallel_row_blocks(q.size(0), 32, [&](int64_t begin, int64_t end) {
+      torch::NoGradGuard guard;  // grad mode is thread-local
+      torch::Tensor block = out.slice(0, begin, end);
+      torch::mm_out(block, qn.slice(0, begin, end), gn_t);
+      block.neg_().add_(1.0);
+    });
+    return out;
   }
   torch::Tensor q2 = q.square().sum(1, true);         // [Q,1]
   torch::Tensor g2 = g.square().sum(1).unsqueeze(0);  // [1,G]
-  // addmm computes q2 + g2 - 2 q.g in one pass over the output; the clamp removes the small
-  // negative values cancellation leaves for (near-)identical vectors.
-  return torch::addmm(q2 + g2, q, g.t(), /*beta=*/1.0, /*alpha=*/-2.0).clamp_min_(0.0);
+  torch::Tensor g_t = g.t();
+  parallel_row_blocks(q.size(0), 32, [&](int64_t begin, int64_t end) {
+    torch::NoGradGuard guard;
+    torch::Tensor block = out.slice(0, begin, end);
+    // addmm computes q2 + g2 - 2 q.g in one pass over the output; the clamp removes the small
+    // negative values cancellation leaves for (near-)identical vectors.
+    torch::addmm_out(block, q2.slice(0, begin, end) + g2, q.slice(0, begin, end), g_t,
+                     /*beta=*/1.0, /*alpha=*/-2.0);
+    block.clamp_min_(0.0);
+  });
+  return out;
+}
+
+void parallel_row_blocks(int64_t rows, int64_t min_rows,
+                         const std::function<void(int64_t begin, int64_t end)>& f) {
+  if (rows <= 0) return;
+  const int64_t threads = std::clamp<int64_t>(
+      std::min<int64_t>(torch::get_num_threads(), rows / std::max<int64_t>(min_rows, 1)), 1, rows);
+  const int64_t chunk = (rows + threads - 1) / threads;
+  std::vector<std::exception_ptr> errors(threads);
+  auto run = [&](int64_t t) {
+    try {
+      const int64_t begin = t * chunk, end = std::min(rows, begin + chunk);
+      if (begin < end) f(begin, end);
+    } catch (...) {
+      errors[t] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> workers;
+  for (int64_t t = 1; t < threads; ++t) workers.emplace_back(run, t);
+  run(0);
+  for (std::thread& w : workers) w.join();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 }  // namespace ppreid::reid

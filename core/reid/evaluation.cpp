@@ -1,7 +1,5 @@
 #include "core/reid/evaluation.h"
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <limits>
 #include <string>
@@ -21,42 +19,52 @@ struct Key {
   }
 };
 
-// Instead of sorting the whole gallery (O(G log G) per query), only the matches are sorted and
-// every other surviving item is binned by how many matches rank ahead of it (O(G log m) with m
-// matches, typically a dozen). The positions of the matches are all AP, CMC and INP need.
-// Removed items (same pid, same camera) and matches are exactly the items with the query's pid,
-// so "the rest of the ranking" is every item with a different pid.
+// Number of items in [begin, end) with a pid other than `pid` and a distance below `d` (or at
+// most `d` when `inclusive`). Written without branches so that the compiler vectorizes it.
 template <typename T>
-void rank_range(const T* dist, int64_t num_g, const std::vector<int>& q_pids,
+int count_ahead(const T* row, const int* g_pids, int begin, int end, int pid, T d, bool inclusive) {
+  int count = 0;
+  if (inclusive) {
+    for (int g = begin; g < end; ++g) count += (g_pids[g] != pid) & (row[g] <= d);
+  } else {
+    for (int g = begin; g < end; ++g) count += (g_pids[g] != pid) & (row[g] < d);
+  }
+  return count;
+}
+
+// Instead of sorting the whole gallery (O(G log G) per query), only the matches are sorted and,
+// for each match, the items ranked ahead of it are counted in one vectorized pass (O(G m) with m
+// matches, typically a dozen, and no data-dependent branch). The positions of the matches are
+// all AP, CMC and INP need. Removed items (same pid, same camera) and matches are exactly the
+// items with the query's pid, so "the rest of the ranking" is every item with a different pid.
+// An item ranks ahead of match (d, i) iff its distance is < d, or == d with a smaller index.
+template <typename T>
+void rank_range(const T* dist, int num_g, const std::vector<int>& q_pids,
                 const std::vector<int>& g_pids, const std::vector<int>& q_camids,
                 const std::vector<int>& g_camids, int64_t begin, int64_t end,
                 std::vector<QueryOutcome>& out) {
   std::vector<Key<T>> matches;
-  std::vector<int> ahead;  // ahead[j]: non-matches ranked between match j-1 and match j
   for (int64_t q = begin; q < end; ++q) {
     const T* row = dist + q * num_g;
     const int pid = q_pids[q], cam = q_camids[q];
+    bool nan = false;  // a NaN compares false with everything and would silently rank last
+    for (int g = 0; g < num_g; ++g) nan |= row[g] != row[g];
+    if (nan)
+      throw Error("distance matrix row " + std::to_string(q) +
+                  " (0-based query) contains NaN; check the features it was computed from");
     matches.clear();
-    for (int64_t g = 0; g < num_g; ++g)
-      if (g_pids[g] == pid && g_camids[g] != cam) matches.push_back({row[g], static_cast<int>(g)});
+    for (int g = 0; g < num_g; ++g)
+      if (g_pids[g] == pid && g_camids[g] != cam) matches.push_back({row[g], g});
     QueryOutcome& o = out[q];
     o = QueryOutcome{};
     if (matches.empty()) continue;
     std::sort(matches.begin(), matches.end());
-    const Key<T> last = matches.back();
-    ahead.assign(matches.size(), 0);
-    for (int64_t g = 0; g < num_g; ++g) {
-      if (g_pids[g] == pid) continue;
-      const Key<T> k{row[g], static_cast<int>(g)};
-      if (last < k) continue;  // behind every match: moves none of them
-      ++ahead[std::upper_bound(matches.begin(), matches.end(), k) - matches.begin()];
-    }
     const int m = static_cast<int>(matches.size());
-    int passed = 0;  // non-matches ranked ahead of the current match
     double precision_sum = 0;
     for (int i = 0; i < m; ++i) {
-      passed += ahead[i];
-      const int position = i + passed;
+      const Key<T> k = matches[i];
+      const int position = i + count_ahead(row, g_pids.data(), 0, k.index, pid, k.distance, true) +
+                           count_ahead(row, g_pids.data(), k.index, num_g, pid, k.distance, false);
       precision_sum += (i + 1.0) / (position + 1.0);
       if (i == 0) o.first_match = position;
       o.last_match = position;
@@ -89,8 +97,6 @@ void check_sizes(const torch::Tensor& distmat, const std::vector<int>& q_pids,
   expect(g_camids.size(), num_g, "g_camids", "columns");
   if (num_g > std::numeric_limits<int>::max())
     throw Error("gallery of " + std::to_string(num_g) + " images is too large to rank");
-  if (torch::isnan(distmat).any().item<bool>())
-    throw Error("distance matrix contains NaN; check the features it was computed from");
 }
 
 }  // namespace
@@ -114,16 +120,18 @@ std::vector<QueryOutcome> rank_queries(const torch::Tensor& distmat, const std::
   if (d.scalar_type() != torch::kFloat32 && d.scalar_type() != torch::kFloat64)
     d = d.to(torch::kFloat64);
   d = d.contiguous();
-  const int64_t num_q = d.size(0), num_g = d.size(1);
+  const int64_t num_q = d.size(0);
+  const int num_g = static_cast<int>(d.size(1));  // check_sizes bounds it
   std::vector<QueryOutcome> out(num_q);
-  // Queries are independent and each writes only its own slot, so the result does not depend
-  // on the thread count.
-  at::parallel_for(0, num_q, 8, [&](int64_t begin, int64_t end) {
+  auto run = [&](int64_t begin, int64_t end) {
     if (d.scalar_type() == torch::kFloat32)
       rank_range(d.data_ptr<float>(), num_g, q_pids, g_pids, q_camids, g_camids, begin, end, out);
     else
       rank_range(d.data_ptr<double>(), num_g, q_pids, g_pids, q_camids, g_camids, begin, end, out);
-  });
+  };
+  // Queries are independent and each writes only its own slot, so the result does not depend
+  // on the thread count.
+  parallel_row_blocks(num_q, 16, run);
   return out;
 }
 

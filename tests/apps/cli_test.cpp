@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <fstream>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -68,7 +69,12 @@ INSTANTIATE_TEST_SUITE_P(
         CliCase{"deid --method blur --epsilon 3 --in x --out y", 2, "--epsilon applies to"},
         CliCase{"deid --method dp --preset E --in x --out y", 2, "--preset"},
         CliCase{"deid --method smudge --in x --out y", 2, "--method"},
-        CliCase{"deid --method dp --in /nonexistent/ppreid-in --out y", 1, "does not exist"}));
+        CliCase{"deid --method dp --in /nonexistent/ppreid-in --out y", 1, "does not exist"},
+        CliCase{"train --data x", 2, "--out"},
+        CliCase{"eval --json", 2, "either --model"},
+        CliCase{"eval --model /nonexistent/ckpt --data x", 1, "not a ppreid checkpoint"},
+        CliCase{"eval --features /nonexistent/feats", 1, "query.csv"},
+        CliCase{"weights import x.pt --arch vgg --out y", 2, "--arch"}));
 
 TEST(Cli, VersionJsonNamesEveryLibrary) {
   RunResult r = run("version --json");
@@ -120,6 +126,31 @@ TEST(Cli, DeidRefusesOutputInsideInputAndWritesNothing) {
   EXPECT_EQ(j["parameters"]["pixel_bits"], 1);
   EXPECT_LT(j["mean_ssim"].get<double>(), 1.0);
   EXPECT_TRUE(std::filesystem::exists(dir / "out" / "keypoints.csv"));
+}
+
+TEST(Cli, EvalFeaturesRejectsMismatchedDimensionsAndNan) {
+  testing::TempDir dir;
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+  };
+  write("query.csv", "1,0,0.1,0.2,0.3\n2,1,0.1,0.2,0.29\n");
+  write("gallery.csv", "1,1,0.1,0.2\n2,0,0.3,0.2\n");
+  RunResult r = run("eval --features " + dir.path().string() + " --json");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("has 3-d features but"), std::string::npos) << r.out;
+  write("gallery.csv", "1,1,0.1,0.2,0.3\n2,0,nan,0.2,0.1\n");
+  r = run("eval --features " + dir.path().string() + " --json");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("gallery.csv:2"), std::string::npos) << r.out;
+  // Good files. Query 1 (pid 1, camera 0) finds pid 1 (camera 1) first: AP 1. Query 2 (pid 2,
+  // camera 1) is nearest to the pid-1 image and finds its own second: AP 1/2. mAP 3/4.
+  write("gallery.csv", "1,1,0.1,0.2,0.31\n2,0,0.3,0.2,0.1\n");
+  r = run("eval --features " + dir.path().string() + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_DOUBLE_EQ(j["rank1"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(j["mAP"].get<double>(), 0.75);
+  EXPECT_EQ(j["valid_queries"], 2);
 }
 
 }  // namespace

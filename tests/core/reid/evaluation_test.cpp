@@ -55,6 +55,21 @@ TEST(Distance, CosineByHand) {
   EXPECT_TRUE(torch::allclose(d, matrix({{0, 0.4, 1}, {1, 0.2, 1}}), 0, 1e-15)) << d;
 }
 
+TEST(Distance, ThreadedBlocksMatchTheDirectFormula) {
+  torch::manual_seed(5);
+  torch::Tensor q = torch::randn({101, 16}, torch::kFloat64), g = torch::randn({37, 16});
+  const int before = torch::get_num_threads();
+  torch::set_num_threads(2);  // 101 rows -> blocks of 51 and 50
+  torch::Tensor e = pairwise_distance(q, g, Metric::kEuclidean);
+  torch::Tensor c = pairwise_distance(q, g, Metric::kCosine);
+  torch::set_num_threads(before);
+  torch::Tensor g64 = g.to(torch::kFloat64);
+  torch::Tensor direct = (q.unsqueeze(1) - g64.unsqueeze(0)).square().sum(2);
+  EXPECT_TRUE(torch::allclose(e, direct, 0, 1e-12));
+  torch::Tensor cos = torch::cosine_similarity(q.unsqueeze(1), g64.unsqueeze(0), 2);
+  EXPECT_TRUE(torch::allclose(c, 1 - cos, 0, 1e-12));
+}
+
 TEST(Distance, RejectsBadShapesAndValues) {
   torch::Tensor ok = torch::ones({2, 3});
   EXPECT_THAT(error_of([&] { pairwise_distance(torch::ones({3}), ok, Metric::kCosine); }),
