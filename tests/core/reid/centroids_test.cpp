@@ -8,6 +8,7 @@
 
 #include "core/reid/evaluation.h"
 #include "core/util/error.h"
+#include "tests/support/tensors.h"
 
 namespace ppreid::reid {
 namespace {
@@ -15,12 +16,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-torch::Tensor matrix(const std::vector<std::vector<double>>& rows) {
-  std::vector<double> flat;
-  for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
-  return torch::tensor(flat, torch::kFloat64)
-      .reshape({static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows[0].size())});
-}
+using testing::matrix;
 
 // g0 pid 1 cam 0 (1,0) | g1 pid 1 cam 1 (3,0) | g2 pid 1 cam 2 (0,4)
 // g3 distractor cam 1 (5,5) | g4 distractor cam 2 (6,6) | g5 pid 2 cam 0 (0,1)

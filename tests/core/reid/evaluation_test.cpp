@@ -9,6 +9,7 @@
 
 #include "core/reid/distance.h"
 #include "core/util/error.h"
+#include "tests/support/tensors.h"
 
 namespace ppreid::reid {
 namespace {
@@ -16,12 +17,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-torch::Tensor matrix(const std::vector<std::vector<double>>& rows) {
-  std::vector<double> flat;
-  for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
-  return torch::tensor(flat, torch::kFloat64)
-      .reshape({static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows[0].size())});
-}
+using testing::matrix;
 
 template <typename F>
 std::string error_of(F&& f) {
