@@ -8,6 +8,7 @@
 #include "apps/ppreid/version_command.h"
 #include "core/data/data_commands.h"
 #include "core/deid/deid_commands.h"
+#include "core/deid/pis/train_command.h"
 #include "core/reid/reid_commands.h"
 #include "core/util/error.h"
 #include "core/util/log.h"
@@ -24,6 +25,11 @@ int main(int argc, char** argv) {
   ppreid::data::register_data_commands(app);
   ppreid::deid::register_deid_commands(app);
   ppreid::reid::register_reid_commands(app);
+  {
+    CLI::App* pis = app.add_subcommand("pis", "Person identity shift: train the model, manage one-time keys");
+    pis->require_subcommand(1);
+    ppreid::deid::pis::register_pis_train_command(*pis);
+  }
 
   try {
     app.parse(argc, argv);

@@ -65,7 +65,7 @@ std::array<cv::Mat, 3> render_planes(const Pose& pose, int height, int width) {
   draw_segments(planes[1], pose, kLeftSegments.data(), kLeftSegments.data() + kLeftSegments.size(),
                 thickness);
 
-  if (usable_for_pose_conditioning(pose)) {
+  if (std::all_of(kTorso.begin(), kTorso.end(), [&](J j) { return pose[j].visible(); })) {
     std::array<cv::Point, 4> quad;
     for (std::size_t i = 0; i < kTorso.size(); ++i)
       quad[i] = to_pixel(pose[kTorso[i]], height, width);
@@ -73,6 +73,13 @@ std::array<cv::Mat, 3> render_planes(const Pose& pose, int height, int width) {
     const cv::Point* polygon = quad.data();
     const int count = static_cast<int>(quad.size());
     cv::fillPoly(planes[2], &polygon, &count, 1, cv::Scalar(255), cv::LINE_8, kShift);
+  } else if (usable_for_pose_conditioning(pose)) {
+    // Side view: the far shoulder or hip hides behind the body. The torso is seen edge-on, a
+    // band from the visible shoulder to the visible hip, twice the stroke width.
+    const Keypoint& shoulder = pose[J::kRShoulder].visible() ? pose[J::kRShoulder] : pose[J::kLShoulder];
+    const Keypoint& hip = pose[J::kRHip].visible() ? pose[J::kRHip] : pose[J::kLHip];
+    cv::line(planes[2], to_pixel(shoulder, height, width), to_pixel(hip, height, width),
+             cv::Scalar(255), 2 * thickness, cv::LINE_8, kShift);
   }
   const Segment neck_nose{J::kNeck, J::kNose};
   draw_segments(planes[2], pose, &neck_nose, &neck_nose + 1, thickness);
@@ -105,7 +112,8 @@ torch::Tensor stickman_tensor(const Pose& pose, int height, int width) {
 }
 
 bool usable_for_pose_conditioning(const Pose& pose) {
-  return std::all_of(kTorso.begin(), kTorso.end(), [&](J j) { return pose[j].visible(); });
+  return (pose[J::kRShoulder].visible() || pose[J::kLShoulder].visible()) &&
+         (pose[J::kRHip].visible() || pose[J::kLHip].visible());
 }
 
 }  // namespace ppreid::data

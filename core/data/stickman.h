@@ -30,8 +30,10 @@ cv::Mat render_stickman(const Pose& pose, int height, int width);
 // The same as a float32 tensor [3,height,width] in [0,1], channel order as above.
 torch::Tensor stickman_tensor(const Pose& pose, int height, int width);
 
-// Both shoulders and both hips visible: the torso can be placed, so the pose is good enough to
-// condition a generator on.
+// At least one shoulder and one hip visible: the torso can be placed, so the pose can condition a
+// generator. With all four the torso is the filled quad; in a side view (the far shoulder or
+// hip hidden, as pose estimators report it) it is drawn edge-on as a band from the visible
+// shoulder to the visible hip. With no shoulder or no hip there is no torso to place.
 bool usable_for_pose_conditioning(const Pose& pose);
 
 }  // namespace ppreid::data

@@ -174,6 +174,7 @@ BackboneImpl::BackboneImpl(BackboneOptions options)
       blocks_.push_back(block);
     }
     register_module("layer" + std::to_string(stage + 1), layer);
+    layer_sizes_.push_back(spec.blocks[stage]);
   }
   feature_dim_ = in;
 
@@ -195,6 +196,18 @@ torch::Tensor BackboneImpl::forward(torch::Tensor x) {
   if (options_.strides) x = torch::max_pool2d(x, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);
   for (auto& block : blocks_) x = block->forward(x);
   return x;
+}
+
+std::vector<torch::Tensor> BackboneImpl::forward_stages(torch::Tensor x) {
+  x = activate(bn1_(conv1_(x)), activation_);
+  if (options_.strides) x = torch::max_pool2d(x, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);
+  std::vector<torch::Tensor> stages = {x};
+  size_t next = 0;
+  for (int n : layer_sizes_) {
+    for (int b = 0; b < n; ++b) x = blocks_[next++]->forward(x);
+    stages.push_back(x);
+  }
+  return stages;
 }
 
 std::int64_t BackboneImpl::conv_macs(int h, int w, int* map_h, int* map_w) const {

@@ -52,6 +52,9 @@ struct BackboneImpl : torch::nn::Module {
 
   // [N,3,H,W] -> feature map [N,feature_dim,h,w].
   torch::Tensor forward(torch::Tensor x);
+  // The maps after the stem and after each of layer1..layer4 (5 tensors), for perceptual losses
+  // that compare images at several depths.
+  std::vector<torch::Tensor> forward_stages(torch::Tensor x);
 
   int feature_dim() const { return feature_dim_; }
   const BackboneOptions& options() const { return options_; }
@@ -76,6 +79,7 @@ struct BackboneImpl : torch::nn::Module {
   // layer1..layer4 are ModuleLists only so that the children are named "0", "1", ... as in
   // torchvision's nn.Sequential; blocks_ is the same blocks in forward order.
   std::vector<std::shared_ptr<Block>> blocks_;
+  std::vector<int> layer_sizes_;  // blocks per layer
 };
 TORCH_MODULE(Backbone);
 

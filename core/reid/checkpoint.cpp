@@ -1,6 +1,7 @@
 #include "core/reid/checkpoint.h"
 
 #include "core/reid/state_dict.h"
+#include "core/util/atomic_dir.h"
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
 
@@ -75,32 +76,19 @@ CheckpointInfo CheckpointInfo::from_json(const nlohmann::json& j, const std::str
 
 void save_checkpoint(const fs::path& dir, const ReidModel& model, const CheckpointInfo& info,
                      const std::function<void(const fs::path&)>& save_training) {
-  fs::path tmp = dir.parent_path() / ("." + dir.filename().string() + ".tmp");
-  fs::path old = dir.parent_path() / ("." + dir.filename().string() + ".old");
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  save_shared(model, tmp / "shared.pt");
-  save_head(model, tmp / "head.pt");
-  if (save_training) save_training(tmp / "training.pt");
-  util::write_file_atomic(tmp / "info.json", info.to_json().dump(2) + "\n");
-  // Swap: the previous checkpoint stays readable (as .old) until the new one is in place.
-  fs::remove_all(old);
-  if (fs::exists(dir)) fs::rename(dir, old);
-  fs::rename(tmp, dir);
-  fs::remove_all(old);
+  util::write_directory_atomic(dir, [&](const fs::path& tmp) {
+    save_shared(model, tmp / "shared.pt");
+    save_head(model, tmp / "head.pt");
+    if (save_training) save_training(tmp / "training.pt");
+    util::write_file_atomic(tmp / "info.json", info.to_json().dump(2) + "\n");
+  });
 }
 
 CheckpointInfo read_checkpoint_info(const fs::path& dir) {
-  fs::path dir_or_old = dir;
-  if (!fs::exists(dir / "info.json")) {
-    // A crash between the two renames of save_checkpoint leaves only the .old copy.
-    fs::path old = dir.parent_path() / ("." + dir.filename().string() + ".old");
-    if (fs::exists(old / "info.json"))
-      dir_or_old = old;
-    else
-      throw Error("'" + dir.string() + "' is not a ppreid checkpoint (no info.json); " +
-                  "point --model at the checkpoint directory written by `ppreid train`");
-  }
+  fs::path dir_or_old = util::complete_directory(dir, "info.json");
+  if (dir_or_old.empty())
+    throw Error("'" + dir.string() + "' is not a ppreid checkpoint (no info.json); " +
+                "point --model at the checkpoint directory written by `ppreid train`");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(util::read_file(dir_or_old / "info.json"));

@@ -161,19 +161,44 @@ TEST(Stickman, TensorIsTheImageScaledToUnitRange) {
   EXPECT_THROW(stickman_tensor(p, 10, -1), Error);
 }
 
-TEST(Stickman, UsableForPoseConditioningNeedsShouldersAndHips) {
+TEST(Stickman, UsableForPoseConditioningNeedsAShoulderAndAHip) {
   EXPECT_TRUE(usable_for_pose_conditioning(standing()));
   EXPECT_FALSE(usable_for_pose_conditioning(Pose{}));
-  for (Joint j : {Joint::kRShoulder, Joint::kLShoulder, Joint::kRHip, Joint::kLHip}) {
+  struct Case {
+    std::vector<Joint> hidden;
+    bool usable;
+  };
+  const Case cases[] = {
+      {{Joint::kLShoulder}, true},                       // side view
+      {{Joint::kLShoulder, Joint::kLHip}, true},         // side view, far side hidden
+      {{Joint::kRShoulder, Joint::kLShoulder}, false},   // no shoulder at all
+      {{Joint::kRHip, Joint::kLHip}, false},             // no hip at all
+      {{Joint::kNose, Joint::kRWrist, Joint::kLAnkle}, true},
+  };
+  for (const Case& c : cases) {
     Pose p = standing();
-    p[j] = {};
-    EXPECT_FALSE(usable_for_pose_conditioning(p)) << static_cast<int>(j);
+    for (Joint j : c.hidden) p[j] = {-1.f, 0.5f};
+    EXPECT_EQ(usable_for_pose_conditioning(p), c.usable) << static_cast<int>(c.hidden[0]);
   }
-  for (Joint j : {Joint::kNose, Joint::kRWrist, Joint::kLAnkle}) {
-    Pose p = standing();
-    p[j] = {-1.f, 0.5f};
-    EXPECT_TRUE(usable_for_pose_conditioning(p)) << static_cast<int>(j);
-  }
+}
+
+TEST(Stickman, SideViewTorsoIsABandFromShoulderToHip) {
+  Pose p = standing();
+  p[Joint::kLShoulder] = {};
+  p[Joint::kLHip] = {};
+  const cv::Mat m = render_stickman(p, 128, 64);
+  cv::Mat torso;
+  cv::extractChannel(m, torso, 2);
+  const Keypoint s = p[Joint::kRShoulder], h = p[Joint::kRHip];
+  // The midpoint of the visible shoulder-hip segment is drawn; a point half the image width
+  // away horizontally is not (the edge-on torso is narrow).
+  const int mx = static_cast<int>((s.x + h.x) / 2 * 64), my = static_cast<int>((s.y + h.y) / 2 * 128);
+  EXPECT_EQ(torso.at<uchar>(my, mx), 255);
+  EXPECT_EQ(torso.at<uchar>(my, (mx + 32) % 64), 0);
+  // With both shoulders and hips the torso is the filled quad: wider than the band.
+  cv::Mat full;
+  cv::extractChannel(render_stickman(standing(), 128, 64), full, 2);
+  EXPECT_GT(cv::countNonZero(full), cv::countNonZero(torso));
 }
 
 }  // namespace
