@@ -8,6 +8,7 @@
 #include "apps/ppreid/version_command.h"
 #include "core/data/data_commands.h"
 #include "core/deid/deid_commands.h"
+#include "core/privacy/privacy_commands.h"
 #include "core/reid/reid_commands.h"
 #include "core/util/error.h"
 #include "core/util/log.h"
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   ppreid::data::register_data_commands(app);
   ppreid::deid::register_deid_commands(app);
   ppreid::reid::register_reid_commands(app);
+  ppreid::privacy::register_privacy_commands(app);
 
   try {
     app.parse(argc, argv);
