@@ -9,6 +9,7 @@
 #include "core/data/data_commands.h"
 #include "core/deid/deid_commands.h"
 #include "core/deid/pis/train_command.h"
+#include "core/privacy/privacy_commands.h"
 #include "core/reid/reid_commands.h"
 #include "core/util/error.h"
 #include "core/util/log.h"
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
     pis->require_subcommand(1);
     ppreid::deid::pis::register_pis_train_command(*pis);
   }
+  ppreid::privacy::register_privacy_commands(app);
 
   try {
     app.parse(argc, argv);

@@ -2,7 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <vector>
 
 #include "core/reid/distance.h"
@@ -40,6 +43,32 @@ std::vector<QueryOutcome> rank_queries(const torch::Tensor& distmat, const std::
                                        const std::vector<int>& g_pids,
                                        const std::vector<int>& q_camids,
                                        const std::vector<int>& g_camids);
+
+// What one gallery item is to one query, for protocols whose notion of a match is not "same pid"
+// (e.g. the identity attack of core/privacy, where a de-identified image matches several pids).
+enum class GalleryRole : std::uint8_t {
+  kNonMatch = 0,  // ranked, not a match
+  kMatch = 1,     // ranked, a match
+  kRemoved = 2,   // left out of this query's ranking (like Market's same-pid-same-camera items)
+};
+
+// Fills `roles` (one entry per gallery item, all kNonMatch on entry) for query `query`. Called
+// once per query, concurrently for different queries from several threads: it must not write
+// shared state.
+using GalleryRoleFn = std::function<void(std::int64_t query, std::span<GalleryRole> roles)>;
+
+// The same ranking as `rank_queries` above (stable, ties by gallery index, AP/INP/first-match
+// from the positions of the matches among the ranked items), with matches and removals given by
+// `roles` instead of pids and camids. A query with no kMatch item is invalid (skipped). With
+// roles "kRemoved if same pid and camera, else kMatch if same pid, else kNonMatch" it returns
+// exactly what the pid/camid overload returns. Throws ppreid::Error on a distance matrix that is
+// not 2-D floating point, is empty, or holds NaN.
+std::vector<QueryOutcome> rank_queries(const torch::Tensor& distmat, const GalleryRoleFn& roles);
+
+// Throws ppreid::Error "<what> has N entries but the distance matrix has M rows|columns" unless
+// `entries` equals distmat.size(dim) (dim 0: one entry per query, 1: one per gallery image).
+void check_entry_count(std::size_t entries, const torch::Tensor& distmat, int dim,
+                       const char* what);
 
 // Averages outcomes over the valid queries; `cmc_length` entries of CMC. Throws ppreid::Error if
 // no outcome is valid.

@@ -8,9 +8,16 @@ namespace ppreid::reid {
 FeatureSet extract_features(ReidModel& model, const data::Dataset& dataset, data::SplitKind split,
                             const data::TransformOptions& transform,
                             data::EvalLoaderOptions options) {
+  return extract_features(model, dataset.root, dataset.split(split), transform, options);
+}
+
+FeatureSet extract_features(ReidModel& model, const std::filesystem::path& root,
+                            std::vector<data::ImageRecord> records,
+                            const data::TransformOptions& transform,
+                            data::EvalLoaderOptions options) {
   model->eval();
   torch::NoGradGuard no_grad;
-  data::EvalLoader loader(dataset, split, transform, options);
+  data::EvalLoader loader(root, std::move(records), transform, options);
   std::vector<torch::Tensor> chunks;
   FeatureSet out;
   while (auto batch = loader.next()) {
@@ -24,6 +31,13 @@ FeatureSet extract_features(ReidModel& model, const data::Dataset& dataset, data
   }
   out.features = torch::cat(chunks).contiguous();
   return out;
+}
+
+data::TransformOptions test_transform(const CheckpointInfo& info) {
+  data::TransformOptions transform;
+  transform.height = info.height;
+  transform.width = info.width;
+  return transform;
 }
 
 nlohmann::json evaluate_model(ReidModel& model, const data::Dataset& dataset,

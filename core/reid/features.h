@@ -1,9 +1,12 @@
 #pragma once
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "core/data/dataset.h"
 #include "core/data/loader.h"
+#include "core/reid/checkpoint.h"
 #include "core/reid/feature_files.h"
 #include "core/reid/model.h"
 
@@ -14,6 +17,16 @@ namespace ppreid::reid {
 FeatureSet extract_features(ReidModel& model, const data::Dataset& dataset, data::SplitKind split,
                             const data::TransformOptions& transform,
                             data::EvalLoaderOptions options = {});
+
+// The same for any list of images under `root` (e.g. a chosen subset of a split), in list order.
+FeatureSet extract_features(ReidModel& model, const std::filesystem::path& root,
+                            std::vector<data::ImageRecord> records,
+                            const data::TransformOptions& transform,
+                            data::EvalLoaderOptions options = {});
+
+// The test transform a checkpoint's model expects: its input size (info.json), the default
+// normalization, no augmentation (the test transform ignores the training-only fields).
+data::TransformOptions test_transform(const CheckpointInfo& info);
 
 // Instance and (optionally) centroid retrieval of the model on the dataset's query/gallery:
 // {"instance": {...}, "centroid": {...}} as RetrievalMetrics::to_json().

@@ -74,12 +74,9 @@ void run_eval(const EvalArgs& a) {
     CheckpointInfo info;
     ReidModel model = load_checkpoint_model(a.model, &info);
     data::Dataset dataset = data::load_dataset(a.data);
-    data::TransformOptions transform;
-    transform.height = info.height;
-    transform.width = info.width;
     data::EvalLoaderOptions options;
     options.batch_size = a.batch_size;
-    result = evaluate_model(model, dataset, transform, a.metric, a.centroids, options);
+    result = evaluate_model(model, dataset, test_transform(info), a.metric, a.centroids, options);
   }
   // The headline numbers at the top level: centroid retrieval when asked for, else instance.
   nlohmann::json out = result.contains("centroid") ? result["centroid"] : result["instance"];

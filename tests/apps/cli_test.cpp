@@ -1,34 +1,18 @@
 // Runs the real `ppreid` binary: exit codes and messages are part of the user interface.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
 #include <fstream>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/run_cli.h"
 #include "tests/support/temp_dir.h"
 
 namespace ppreid {
 namespace {
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr together
-};
+using testing::RunResult;
 
-RunResult run(const std::string& args) {
-  std::string cmd = std::string(PPREID_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  RunResult r;
-  if (!pipe) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
-  int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+RunResult run(const std::string& args) { return testing::run_ppreid(args); }
 
 struct CliCase {
   std::string args;
@@ -74,7 +58,29 @@ INSTANTIATE_TEST_SUITE_P(
         CliCase{"eval --json", 2, "either --model"},
         CliCase{"eval --model /nonexistent/ckpt --data x", 1, "not a ppreid checkpoint"},
         CliCase{"eval --features /nonexistent/feats", 1, "query.csv"},
-        CliCase{"weights import x.pt --arch vgg --out y", 2, "--arch"}));
+        CliCase{"weights import x.pt --arch vgg --out y", 2, "--arch"},
+        CliCase{"privacy", 2, "error:"},
+        CliCase{"privacy pu-score --utility 0.6 --privacy 0.3", 0,
+                "PU-score 0.6462  (S_u 0.6, S_p 0.3, I_u 1, I_p 1)"},
+        CliCase{"privacy pu-score --utility 60 --privacy 0.3", 2,
+                "--utility must be a fraction in [0, 1] (got 60)"},
+        CliCase{"privacy pu-score --utility 0.6 --privacy 1.2", 2, "--privacy must be a fraction"},
+        CliCase{"privacy pu-score --utility abc --privacy 0.3", 2, "--utility"},
+        CliCase{"privacy pu-score --utility 0.6", 2, "--privacy"},
+        CliCase{"privacy pu-score --utility 0.6 --privacy 0.3 --iu 1 --ip 1.5", 2,
+                "--iu + --ip must be 2 (got 1 + 1.5 = 2.5)"},
+        CliCase{"privacy pu-score --utility 0.6 --privacy 0.3 --ip 3", 2,
+                "--ip must be in [0, 2] (--iu + --ip = 2), got 3"},
+        CliCase{"privacy pu-score --utility 0.6 --privacy 0.3 --iu -1 --ip 3", 2,
+                "--iu must be in [0, 2]"},
+        CliCase{"privacy pu-score --utility 0.6 --privacy 0.3 --sweep 4 --iu 1", 2, "--sweep"},
+        CliCase{"privacy pu-score --utility 0.6 --privacy 0.3 --sweep 0", 2, "--sweep"},
+        CliCase{"privacy identity-attack --attacker x --raw y", 2, "--deid"},
+        CliCase{"privacy identity-attack --attacker x --raw y --deid z --max-rank 0", 2,
+                "--max-rank"},
+        CliCase{"privacy identity-attack --attacker x --raw y --deid z --metric l1", 2, "--metric"},
+        CliCase{"privacy identity-attack --attacker /nonexistent/ppreid-ckpt --raw y --deid z", 1,
+                "attacker checkpoint directory '/nonexistent/ppreid-ckpt' does not exist"}));
 
 TEST(Cli, VersionJsonNamesEveryLibrary) {
   RunResult r = run("version --json");

@@ -5,10 +5,12 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/reid/distance.h"
 #include "core/util/error.h"
+#include "tests/support/errors.h"
 #include "tests/support/tensors.h"
 
 namespace ppreid::reid {
@@ -19,15 +21,7 @@ using ::testing::HasSubstr;
 
 using testing::matrix;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no ppreid::Error thrown)";
-}
+using testing::error_of;
 
 // ---------------------------------------------------------------------------------------------
 // Distances
@@ -140,6 +134,27 @@ TEST(Evaluation, PerQueryOutcomes) {
   EXPECT_FALSE(o[1].valid);
   EXPECT_EQ(o[2].first_match, 5);
   EXPECT_EQ(o[2].last_match, 5);
+}
+
+TEST(Evaluation, RolesDecideWhatIsRankedAndWhatMatches) {
+  // One query, distances 0.1 < 0.2 < 0.3 < 0.4; g2 and g3 match. g0 removed: ranking g1 g2* g3*
+  // -> AP = (1/2 + 2/3) / 2 = 7/12. g0 a non-match instead: g0 g1 g2* g3* -> (1/3 + 2/4) / 2.
+  torch::Tensor d = matrix({{0.1, 0.2, 0.3, 0.4}});
+  for (GalleryRole g0 : {GalleryRole::kRemoved, GalleryRole::kNonMatch}) {
+    std::vector<QueryOutcome> o = rank_queries(d, [&](int64_t, std::span<GalleryRole> role) {
+      role[0] = g0;
+      role[2] = role[3] = GalleryRole::kMatch;
+    });
+    ASSERT_EQ(o.size(), 1u);
+    EXPECT_TRUE(o[0].valid);
+    EXPECT_EQ(o[0].num_rel, 2);
+    const bool removed = g0 == GalleryRole::kRemoved;
+    EXPECT_EQ(o[0].first_match, removed ? 1 : 2);
+    EXPECT_EQ(o[0].last_match, removed ? 2 : 3);
+    EXPECT_DOUBLE_EQ(o[0].ap, removed ? 7.0 / 12 : 5.0 / 12);
+  }
+  // No kMatch: the query is skipped.
+  EXPECT_FALSE(rank_queries(d, [](int64_t, std::span<GalleryRole>) {})[0].valid);
 }
 
 TEST(Evaluation, MaxRankTruncatesCmcOnly) {
@@ -304,6 +319,28 @@ TEST(EvaluationReference, ThreadCountDoesNotChangeTheResult) {
   EXPECT_EQ(one.map, two.map);
   EXPECT_EQ(one.minp, two.minp);
   EXPECT_EQ(one.cmc, two.cmc);
+}
+
+TEST(EvaluationReference, RoleOverloadReproducesThePidOverload) {
+  // Market's rule written as roles must give bit-identical outcomes, float64 and float32.
+  ReferenceCase c = make_reference_case();
+  auto market = [&](int64_t q, std::span<GalleryRole> role) {
+    for (size_t g = 0; g < c.g_pids.size(); ++g)
+      if (c.g_pids[g] == c.q_pids[q])
+        role[g] = c.g_camids[g] == c.q_camids[q] ? GalleryRole::kRemoved : GalleryRole::kMatch;
+  };
+  for (torch::Tensor d : {c.distmat, c.distmat.to(torch::kFloat32)}) {
+    std::vector<QueryOutcome> a = rank_queries(d, c.q_pids, c.g_pids, c.q_camids, c.g_camids);
+    std::vector<QueryOutcome> b = rank_queries(d, market);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t q = 0; q < a.size(); ++q) {
+      EXPECT_EQ(a[q].valid, b[q].valid) << q;
+      EXPECT_EQ(a[q].num_rel, b[q].num_rel) << q;
+      EXPECT_EQ(a[q].first_match, b[q].first_match) << q;
+      EXPECT_EQ(a[q].last_match, b[q].last_match) << q;
+      EXPECT_EQ(a[q].ap, b[q].ap) << q;
+    }
+  }
 }
 
 }  // namespace
