@@ -8,6 +8,7 @@
 #include "apps/ppreid/version_command.h"
 #include "core/data/data_commands.h"
 #include "core/deid/deid_commands.h"
+#include "core/deid/pis/pis_commands.h"
 #include "core/reid/reid_commands.h"
 #include "core/util/error.h"
 #include "core/util/log.h"
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   ppreid::app::register_version_command(app);
   ppreid::data::register_data_commands(app);
   ppreid::deid::register_deid_commands(app);
+  ppreid::deid::pis::register_pis_commands(app);
   ppreid::reid::register_reid_commands(app);
 
   try {

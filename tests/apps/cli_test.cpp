@@ -74,7 +74,13 @@ INSTANTIATE_TEST_SUITE_P(
         CliCase{"eval --json", 2, "either --model"},
         CliCase{"eval --model /nonexistent/ckpt --data x", 1, "not a ppreid checkpoint"},
         CliCase{"eval --features /nonexistent/feats", 1, "query.csv"},
-        CliCase{"weights import x.pt --arch vgg --out y", 2, "--arch"}));
+        CliCase{"weights import x.pt --arch vgg --out y", 2, "--arch"},
+        CliCase{"pis --help", 0, "keygen"},
+        CliCase{"pis", 2, "error:"},
+        CliCase{"pis reveal --one-time-key x", 2, "--key-file"},
+        CliCase{"pis keygen --out /nonexistent/ppreid-dir/k", 1, "does not exist"},
+        CliCase{"pis reveal --one-time-key /nonexistent/x --key-file /nonexistent/k", 1,
+                "pis keygen --out /nonexistent/k"}));
 
 TEST(Cli, VersionJsonNamesEveryLibrary) {
   RunResult r = run("version --json");
