@@ -8,6 +8,7 @@
 #include "apps/ppreid/version_command.h"
 #include "core/data/data_commands.h"
 #include "core/deid/deid_commands.h"
+#include "core/deid/pis/pis_commands.h"
 #include "core/deid/pis/train_command.h"
 #include "core/privacy/privacy_commands.h"
 #include "core/reid/reid_commands.h"
@@ -25,12 +26,8 @@ int main(int argc, char** argv) {
   ppreid::app::register_version_command(app);
   ppreid::data::register_data_commands(app);
   ppreid::deid::register_deid_commands(app);
+  ppreid::deid::pis::register_pis_train_command(*ppreid::deid::pis::register_pis_commands(app));
   ppreid::reid::register_reid_commands(app);
-  {
-    CLI::App* pis = app.add_subcommand("pis", "Person identity shift: train the model, manage one-time keys");
-    pis->require_subcommand(1);
-    ppreid::deid::pis::register_pis_train_command(*pis);
-  }
   ppreid::privacy::register_privacy_commands(app);
 
   try {

@@ -59,7 +59,7 @@ void check_one_time_key(const DeidArgs& a) {
       throw UsageError("--key-file '" + a.key_file + "' is inside " + flag +
                        "; keep the key away from the data it unlocks");
   }
-  if (fs::exists(a.one_time_key))
+  if (fs::exists(a.one_time_key) && !a.run.resume)
     throw UsageError("--one-time-key '" + a.one_time_key + "' exists; choose a new file");
   pis::read_key_file(a.key_file);  // throws on a missing, unsafe or malformed key file
 }
@@ -121,6 +121,15 @@ std::unique_ptr<Deidentifier> make_method(const DeidArgs& a, const CLI::App& cmd
     o.opposite_attribute = a.partner_attribute;
     if (!a.partners.empty()) o.partners = a.partners;
     if (given("--seed")) o.seed = a.seed;
+    if (!a.one_time_key.empty()) {
+      o.one_time_key = a.one_time_key;
+      o.key_file = a.key_file;
+      o.reuse_one_time_key = a.run.resume;
+    } else if (a.run.resume && !given("--seed")) {
+      // A CSPRNG plan cannot be drawn again; only its one-time key can bring it back.
+      throw UsageError("--resume with --method pis needs the interrupted run's --one-time-key and "
+                       "--key-file (or its --seed): a new random shift would release people twice");
+    }
     return std::make_unique<pis::PisDeidentifier>(o);
   }
   if (a.method == "blur") {
@@ -144,12 +153,17 @@ void run(DeidArgs& a, const CLI::App& cmd) {
                                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     util::configure_torch_threads(workers > 1 ? 1 : 0);
   }
-  DeidReport report = deidentify_dataset(*method, a.run);
-  if (!a.one_time_key.empty()) {
-    auto* shifter = dynamic_cast<pis::PisDeidentifier*>(method.get());
-    pis::write_one_time_key(a.one_time_key, shifter->plan(), a.key_file);
-    std::cerr << "one-time key written encrypted to " << a.one_time_key << "\n";
+  const bool new_key = !a.one_time_key.empty() && !fs::exists(a.one_time_key);
+  DeidReport report;
+  try {
+    report = deidentify_dataset(*method, a.run);
+  } catch (...) {
+    // The run left nothing behind; neither may the key of a release that did not happen.
+    if (new_key && !a.run.resume) fs::remove(a.one_time_key);
+    throw;
   }
+  if (!a.one_time_key.empty())
+    std::cerr << "one-time key (encrypted): " << a.one_time_key << "\n";
   if (a.json) {
     std::cout << report.manifest.dump(2) << "\n";
     return;

@@ -1,10 +1,14 @@
 #include "core/deid/deid_runner.h"
 
+#include <spdlog/spdlog.h>
+
 #include <opencv2/imgcodecs.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "core/deid/image_dp.h"
@@ -49,11 +53,92 @@ nlohmann::json run_identity(const Deidentifier& method) {
 }
 
 struct ImageRow {
-  std::string path;
+  std::string path;  // the output path
   int width = 0, height = 0;
   double ssim = 0, psnr = 0;
   bool done = false;
+  std::optional<std::string> skipped;  // why the image is not released
 };
+
+// A method's output path must be a plain relative path in the image's own split directory whose
+// file name still follows the layout (or the released dataset would not load).
+void check_output_path(const Deidentifier& method, const data::Dataset& ds,
+                       const data::ImageRecord& r, const std::string& out) {
+  fs::path p(out);
+  bool plain = !out.empty() && p.is_relative() &&
+               std::none_of(p.begin(), p.end(), [](const fs::path& part) {
+                 return part == ".." || part == "." || part.empty();
+               });
+  std::string where = "method '" + method.name() + "' names the output of '" + r.path + "' '" +
+                      out + "'";
+  if (!plain || p.parent_path() != fs::path(r.path).parent_path())
+    throw Error(where + ", which is not in the image's split directory '" +
+                fs::path(r.path).parent_path().string() + "'; nothing was written");
+  auto name = data::parse_image_name(ds.layout, p.filename().string());
+  if (!name || name->pid < 0)
+    throw Error(where + ", which is not a " + std::string(data::layout_name(ds.layout)) +
+                " image name; nothing was written");
+}
+
+// What the run will release: output paths, skipped images, and the order to process them in.
+struct ReleasePlan {
+  std::vector<std::string> out_paths;               // per record
+  std::vector<std::optional<std::string>> skipped;  // per record
+  std::vector<size_t> order;  // records sorted by output path (see below)
+  int skipped_count = 0;
+  int renamed = 0;
+};
+
+ReleasePlan plan_release(const Deidentifier& method, const data::Dataset& ds,
+                         const std::vector<const data::ImageRecord*>& records) {
+  ReleasePlan plan;
+  std::map<std::string, size_t> owner;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const data::ImageRecord& r = *records[i];
+    plan.skipped.push_back(method.skip_reason({&r, ds.pose(r), i}));
+    plan.out_paths.push_back(method.output_path(r));
+    const std::string& out = plan.out_paths.back();
+    if (plan.skipped.back()) {
+      ++plan.skipped_count;
+      continue;
+    }
+    check_output_path(method, ds, r, out);
+    plan.renamed += out != r.path ? 1 : 0;
+    auto [it, fresh] = owner.emplace(out, i);
+    if (!fresh)
+      throw Error("method '" + method.name() + "' maps both '" + records[it->second]->path +
+                  "' and '" + r.path + "' to '" + out + "'; nothing was written");
+  }
+  // Work and listings follow the output names, not the original ones: with renamed identities,
+  // the original order (file times, row order of the CSV files) would hint at the original labels.
+  plan.order.resize(records.size());
+  for (size_t i = 0; i < records.size(); ++i) plan.order[i] = i;
+  std::sort(plan.order.begin(), plan.order.end(),
+            [&](size_t a, size_t b) { return plan.out_paths[a] < plan.out_paths[b]; });
+  return plan;
+}
+
+// --resume must not finish a run whose outputs were named differently (a PIS plan drawn again):
+// that would release the same person twice under two labels.
+void check_resumable_outputs(const fs::path& out, const ReleasePlan& plan) {
+  std::set<std::string> expected;
+  for (size_t i = 0; i < plan.out_paths.size(); ++i)
+    if (!plan.skipped[i]) expected.insert(plan.out_paths[i]);
+  for (auto kind : {data::SplitKind::kTrain, data::SplitKind::kQuery, data::SplitKind::kGallery}) {
+    fs::path dir = out / data::split_dir(kind);
+    if (!fs::is_directory(dir)) continue;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      std::string name = entry.path().filename().string();
+      if (name.empty() || name[0] == '.') continue;  // temporary files of an atomic write
+      std::string rel = std::string(data::split_dir(kind)) + "/" + name;
+      if (!expected.count(rel))
+        throw Error("--resume: '" + (out / rel).string() +
+                    "' is not among the images this run would write (the method now names or "
+                    "selects images differently, e.g. a new random identity shift); finishing "
+                    "would release people twice: start again with a new --out");
+    }
+  }
+}
 
 }  // namespace
 
@@ -75,15 +160,22 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
       throw Error("--resume: the interrupted run in '" + options.out.string() +
                   "' used a different method or parameters; use the same flags or a new --out");
   }
-  for (auto kind : {data::SplitKind::kTrain, data::SplitKind::kQuery, data::SplitKind::kGallery})
-    fs::create_directories(options.out / data::split_dir(kind));
-  util::write_file_atomic(options.out / kPartialMarker, identity.dump(2));
   method.prepare(ds);
-
   std::vector<const data::ImageRecord*> records;
   for (const auto* split : {&ds.train, &ds.query, &ds.gallery})
     for (const auto& r : *split) records.push_back(&r);
+  const ReleasePlan release = plan_release(method, ds, records);
+  if (options.resume) check_resumable_outputs(options.out, release);
+
+  for (auto kind : {data::SplitKind::kTrain, data::SplitKind::kQuery, data::SplitKind::kGallery})
+    fs::create_directories(options.out / data::split_dir(kind));
+  util::write_file_atomic(options.out / kPartialMarker, identity.dump(2));
+
   std::vector<ImageRow> rows(records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    rows[i].path = release.out_paths[i];
+    rows[i].skipped = release.skipped[i];
+  }
 
   const int threads = options.threads > 0
                           ? options.threads
@@ -97,13 +189,17 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
   privacy::PeopleDetector detector;
 
   auto work = [&] {
-    for (size_t i = next++; i < records.size() && !failed; i = next++) {
+    for (size_t n = next++; n < records.size() && !failed; n = next++) {
+      const size_t i = release.order[n];
       try {
         const data::ImageRecord& r = *records[i];
-        fs::path target = options.out / r.path;
-        cv::Mat original = util::decode_image(ds.absolute(r));
         ImageRow& row = rows[i];
-        row.path = r.path;
+        if (row.skipped) {
+          progress.tick();
+          continue;
+        }
+        fs::path target = options.out / row.path;
+        cv::Mat original = util::decode_image(ds.absolute(r));
         row.width = original.cols;
         row.height = original.rows;
         if (options.resume && fs::exists(target)) {
@@ -147,16 +243,34 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
     // Bad input (an unreadable image, a method failure) leaves nothing behind: remove what this
     // run wrote. Only a killed process leaves complete images and the marker for --resume.
     for (size_t i = 0; i < rows.size(); ++i)
-      if (rows[i].done) fs::remove(options.out / records[i]->path);
+      if (rows[i].done) fs::remove(options.out / rows[i].path);
     if (!options.resume) {
       for (const auto& entry : fs::directory_iterator(options.out)) fs::remove_all(entry.path());
     }
     std::rethrow_exception(error);
   }
 
-  for (const char* side : kSideFiles)
-    if (fs::exists(options.in / side))
-      util::write_file_atomic(options.out / side, util::read_file(options.in / side));
+  // Side files. keypoints.csv follows the renamed images and loses the rows of skipped ones;
+  // attributes.csv describes the original identities and goes only where they are kept.
+  nlohmann::json dropped = nlohmann::json::array();
+  for (const char* side : kSideFiles) {
+    const fs::path from = options.in / side;
+    if (!fs::exists(from)) continue;
+    if (side == std::string("attributes.csv") && !method.keeps_identity_attributes()) {
+      dropped.push_back(side);
+      continue;
+    }
+    const bool changed = release.renamed > 0 || release.skipped_count > 0;
+    if (side == std::string("keypoints.csv") && changed) {
+      std::vector<std::pair<std::string, data::Pose>> kept;
+      for (size_t i : release.order)
+        if (!rows[i].skipped)
+          if (const data::Pose* pose = ds.pose(*records[i])) kept.emplace_back(rows[i].path, *pose);
+      util::write_file_atomic(options.out / side, data::format_keypoints_csv(kept));
+      continue;
+    }
+    util::write_file_atomic(options.out / side, util::read_file(from));
+  }
 
   DeidReport report;
   report.seconds = progress.seconds();
@@ -168,7 +282,13 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
   if (dp) csv += ",epsilon,delta";
   csv += "\n";
   std::map<std::pair<int, int>, int> sizes;
-  for (const auto& row : rows) {
+  nlohmann::json skipped = nlohmann::json::array();
+  for (size_t i : release.order) {
+    const ImageRow& row = rows[i];
+    if (row.skipped) {
+      skipped.push_back({{"image", row.path}, {"reason", *row.skipped}});
+      continue;
+    }
     ++sizes[{row.width, row.height}];
     if (!row.done) continue;
     ++report.images;
@@ -187,7 +307,15 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
   nlohmann::json m = identity;
   m["input"] = options.in.string();
   m["layout"] = data::layout_name(ds.layout);
-  m["images"] = static_cast<int>(records.size());
+  m["images"] = static_cast<int>(records.size()) - release.skipped_count;
+  m["renamed_images"] = release.renamed;
+  m["skipped_count"] = release.skipped_count;
+  m["skipped"] = skipped;
+  if (!dropped.empty()) m["dropped_side_files"] = dropped;
+  if (release.skipped_count > 0)
+    spdlog::warn("{} of {} images were not released (method '{}' could not de-identify them); "
+                 "deid.json lists them under \"skipped\"",
+                 release.skipped_count, records.size(), method.name());
   m["released_this_run"] = report.images;
   m["resumed"] = report.resumed;
   m["seconds"] = report.seconds;

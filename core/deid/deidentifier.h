@@ -4,6 +4,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
+#include <optional>
 #include <string>
 
 #include "core/data/dataset.h"
@@ -28,6 +29,21 @@ class Deidentifier {
   // Called once before a dataset is processed (PIS picks identity partners here).
   virtual void prepare(const data::Dataset&) {}
   virtual cv::Mat apply(const cv::Mat& bgr, const ImageContext& ctx) const = 0;
+
+  // Hooks for methods that change identities (PIS). The defaults keep an image's name, keep the
+  // identity attributes and release every image. All are called after prepare().
+
+  // Where the released image goes, relative to the output root. It must stay in the image's split
+  // directory and follow the dataset's naming layout; two images may not share one.
+  virtual std::string output_path(const data::ImageRecord& r) const { return r.path; }
+  // False when released labels are no longer the original identities: attributes.csv describes
+  // the original people, so copying it would link the new labels to real attributes.
+  virtual bool keeps_identity_attributes() const { return true; }
+  // A reason not to release this image (e.g. PIS without a usable pose); nullopt releases it.
+  // Skipped images are listed in deid.json and their keypoints rows are dropped.
+  virtual std::optional<std::string> skip_reason(const ImageContext&) const {
+    return std::nullopt;
+  }
 };
 
 }  // namespace ppreid::deid

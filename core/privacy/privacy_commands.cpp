@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/data/dataset.h"
+#include "core/deid/pis/one_time_key.h"
 #include "core/privacy/identity_attack.h"
 #include "core/privacy/pu_score.h"
 #include "core/reid/checkpoint.h"
@@ -25,12 +26,29 @@ struct AttackArgs {
   int threads = 0;
   int batch_size = 128;
   bool json = false;
+  std::string one_time_key, key_file;  // PIS: decrypts new label -> original + partners
 };
 
 // Who each de-identified image stands for (see HitPidsFn): its own file-name pid, which is right
 // for every method that keeps the names. A method that gives new labels (PIS) plugs its
 // new -> {original, partners} table in here with hit_pids_from_table.
-HitPidsFn hit_pids_for(const AttackArgs&) { return same_pid; }
+HitPidsFn hit_pids_for(const AttackArgs& a) {
+  if (a.one_time_key.empty() != a.key_file.empty())
+    throw UsageError("--one-time-key and --key-file go together");
+  if (a.one_time_key.empty()) return same_pid;
+  const deid::pis::ShiftPlan plan = deid::pis::read_one_time_key(a.one_time_key, a.key_file);
+  std::map<int, std::vector<int>> table;
+  for (const auto& [pid, shift] : plan.by_pid) {
+    std::vector<int> hits = {shift.original_pid};
+    // Cross-dataset partners are people of another dataset: their pids name nobody here.
+    if (!plan.cross_dataset)
+      for (const auto& p : shift.partners) hits.push_back(p.pid);
+    table[shift.new_pid] = hits;
+  }
+  // Distractors keep label 0 and stand for nobody in particular.
+  table[0] = {0};
+  return hit_pids_from_table(std::move(table), a.one_time_key);
+}
 
 void run_identity_attack_command(const AttackArgs& a) {
   std::error_code ec;
@@ -148,6 +166,10 @@ void register_privacy_commands(CLI::App& app) {
       ->check(CLI::Range(0, 1024));
   attack->add_option("--batch-size", a->batch_size, "Feature extraction batch size")
       ->check(CLI::Range(1, 4096));
+  attack->add_option("--one-time-key", a->one_time_key,
+                     "PIS: the release's encrypted one-time key; a hit is the original identity "
+                     "or a partner mixed in");
+  attack->add_option("--key-file", a->key_file, "PIS: the key file of --one-time-key");
   attack->add_flag("--json", a->json, "Print JSON");
   attack->callback([a] { run_identity_attack_command(*a); });
 

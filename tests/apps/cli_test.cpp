@@ -80,7 +80,13 @@ INSTANTIATE_TEST_SUITE_P(
                 "--max-rank"},
         CliCase{"privacy identity-attack --attacker x --raw y --deid z --metric l1", 2, "--metric"},
         CliCase{"privacy identity-attack --attacker /nonexistent/ppreid-ckpt --raw y --deid z", 1,
-                "attacker checkpoint directory '/nonexistent/ppreid-ckpt' does not exist"}));
+                "attacker checkpoint directory '/nonexistent/ppreid-ckpt' does not exist"},
+        CliCase{"pis --help", 0, "keygen"},
+        CliCase{"pis", 2, "error:"},
+        CliCase{"pis reveal --one-time-key x", 2, "--key-file"},
+        CliCase{"pis keygen --out /nonexistent/ppreid-dir/k", 1, "does not exist"},
+        CliCase{"pis reveal --one-time-key /nonexistent/x --key-file /nonexistent/k", 1,
+                "pis keygen --out /nonexistent/k"}));
 
 TEST(Cli, VersionJsonNamesEveryLibrary) {
   RunResult r = run("version --json");

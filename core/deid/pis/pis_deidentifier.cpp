@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/data/stickman.h"
+#include "core/deid/pis/one_time_key.h"
 #include "core/util/error.h"
 #include "core/util/image.h"
 #include "core/util/random_source.h"
@@ -53,7 +54,19 @@ void PisDeidentifier::prepare(const data::Dataset& dataset) {
   po.opposite_attribute = options_.opposite_attribute;
   po.seed = options_.seed;
   layout_ = dataset.layout;
-  plan_ = plan_identity_shift(dataset, partner_dataset_ ? &*partner_dataset_ : nullptr, po, lambdas_);
+  if (options_.one_time_key && !options_.key_file)
+    throw UsageError("a one-time key is only written encrypted: give a key file too");
+  if (options_.reuse_one_time_key && options_.one_time_key &&
+      std::filesystem::exists(*options_.one_time_key)) {
+    plan_ = read_one_time_key(*options_.one_time_key, *options_.key_file);
+    if (plan_->lambdas != lambdas_ || plan_->cross_dataset != partner_dataset_.has_value())
+      throw Error("one-time key '" + options_.one_time_key->string() +
+                  "' was made with other --k/--lambda/--partners settings; use the same flags");
+  } else {
+    plan_ = plan_identity_shift(dataset, partner_dataset_ ? &*partner_dataset_ : nullptr, po, lambdas_);
+    // Written before any image: a killed run can then be resumed with the very same identities.
+    if (options_.one_time_key) write_one_time_key(*options_.one_time_key, *plan_, *options_.key_file);
+  }
 
   // Encode each partner image once; every image of the identity reuses it.
   const data::Dataset& source = partner_dataset_ ? *partner_dataset_ : dataset;

@@ -22,6 +22,12 @@ struct PisShiftOptions {
   std::string opposite_attribute;   // partners with a different value of this attribute
   std::optional<std::filesystem::path> partners;  // cross-dataset partners
   std::optional<std::uint64_t> seed;  // partners, labels and latent noise; nullopt: CSPRNG
+  // Where prepare() writes the plan, encrypted under key_file, before any image is released
+  // (one_time_key.h). With `reuse_one_time_key` an existing file is read instead of drawing a new
+  // plan: how an interrupted CSPRNG run is resumed with the same identities.
+  std::optional<std::filesystem::path> one_time_key;
+  std::optional<std::filesystem::path> key_file;
+  bool reuse_one_time_key = false;
 };
 
 // PIS as a de-identification method (PIS eq. 2-3): for an image x of identity A with pose s,
@@ -31,6 +37,7 @@ struct PisShiftOptions {
 // same partners, keeping "same person or not" while A's appearance is replaced. Released files
 // carry the plan's new labels; the original identity attributes are not released; images with no
 // usable pose are not released (skip_reason). apply() is thread-safe (inference only).
+// parameters() never holds the seed or the plan: deid.json is released with the data.
 class PisDeidentifier final : public Deidentifier {
  public:
   explicit PisDeidentifier(PisShiftOptions options);

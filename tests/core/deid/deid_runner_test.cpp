@@ -9,7 +9,7 @@
 #include "core/deid/image_dp.h"
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
-#include "tests/support/temp_dir.h"
+#include "tests/core/deid/deid_run_fixture.h"
 
 namespace ppreid::deid {
 namespace {
@@ -24,7 +24,7 @@ void write_image(const fs::path& path, int seed) {
   ASSERT_TRUE(cv::imwrite(path.string(), img));
 }
 
-class DeidRunnerTest : public ::testing::Test {
+class DeidRunnerTest : public DeidRunFixture {
  protected:
   void SetUp() override {
     int s = 0;
@@ -39,16 +39,6 @@ class DeidRunnerTest : public ::testing::Test {
                             "lower_length,upper_color,lower_color\n"
                             "1,male,short,adult,no,no,no,long,long,red,blue\n");
   }
-  fs::path in() const { return dir_ / "in"; }
-  fs::path out() const { return dir_ / "out"; }
-  DeidRunOptions options() const {
-    DeidRunOptions o;
-    o.in = in();
-    o.out = out();
-    o.threads = 2;
-    return o;
-  }
-  testing::TempDir dir_;
 };
 
 TEST_F(DeidRunnerTest, WritesSameLayoutManifestAndSideFiles) {
@@ -96,8 +86,7 @@ TEST_F(DeidRunnerTest, UnreadableImageLeavesNothing) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("0003_c3s1_000009_01.jpg"), std::string::npos) << e.what();
   }
-  bool empty = !fs::exists(out()) || fs::directory_iterator(out()) == fs::directory_iterator();
-  EXPECT_TRUE(empty);
+  EXPECT_TRUE(out_is_empty());
 }
 
 TEST_F(DeidRunnerTest, ResumeFinishesWithoutReleasingTwice) {
