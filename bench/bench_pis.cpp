@@ -80,6 +80,8 @@ Fixture& fixture(const std::string& profile) {
   return *f;
 }
 
+PisNet net_of(const PisDeidentifier& pis) { return pis.model().net; }
+
 int threads() {
   const char* t = std::getenv("PPREID_BENCH_THREADS");
   return t ? std::atoi(t) : 1;
@@ -94,7 +96,7 @@ void BM_Shift(benchmark::State& state, const std::string& profile) {
   for (auto _ : state) benchmark::DoNotOptimize(f.pis->apply_batch(images, contexts));
   state.counters["images/s"] =
       benchmark::Counter(static_cast<double>(state.iterations() * batch), benchmark::Counter::kIsRate);
-  state.counters["params"] = static_cast<double>(count_parameters(*f.pis->model().net));
+  state.counters["params"] = static_cast<double>(count_parameters(*net_of(*f.pis)));
   state.SetLabel(std::to_string(f.config.input_height()) + "x" +
                  std::to_string(f.config.input_width()) + ", " + std::to_string(threads()) +
                  " thread(s)");

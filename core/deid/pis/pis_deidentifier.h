@@ -64,7 +64,8 @@ class PisDeidentifier final : public Deidentifier {
 
   PisShiftOptions options_;
   std::vector<double> lambdas_;
-  PisModel model_;
+  // Forward passes are not const in LibTorch; inference in eval mode does not change the module.
+  mutable PisModel model_;
   std::optional<data::Dataset> partner_dataset_;
   std::optional<ShiftPlan> plan_;
   data::Layout layout_ = data::Layout::kMarket1501;

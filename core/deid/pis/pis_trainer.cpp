@@ -410,6 +410,13 @@ PisTrainSummary train_pis(const PisConfig& config_in, const data::Dataset& datas
       std::fill(std::begin(sums), std::end(sums), 0.0);
       window = 0;
     }
+    if (done == config.train.stage1_steps && config.train.stage2_steps > 0) {
+      // Stage 1 is what "reconstruction is good" means before the shift losses start.
+      info.metrics["stage1"] = evaluate_reconstruction(net, set, g);
+      metrics_lines += nlohmann::json({{"step", done}, {"stage1_eval", info.metrics["stage1"]}}).dump() + "\n";
+      spdlog::info("PIS stage 1 done: reconstruction SSIM {:.3f}",
+                   info.metrics["stage1"]["reconstruction_ssim"].get<double>());
+    }
     if (config.train.grid_every > 0 && done % config.train.grid_every == 0) write_grid(done);
     if (done % config.train.checkpoint_every == 0 && done != total_steps) save(done);
   }
@@ -425,7 +432,11 @@ PisTrainSummary train_pis(const PisConfig& config_in, const data::Dataset& datas
     return summary;
   }
   if (config.train.grid_every == 0 || step % config.train.grid_every != 0) write_grid(step);
+  nlohmann::json stage1 = info.metrics.is_object() && info.metrics.contains("stage1")
+                              ? info.metrics["stage1"]
+                              : nlohmann::json();
   info.metrics = evaluate_reconstruction(net, set, g);
+  if (!stage1.is_null()) info.metrics["stage1"] = stage1;
   summary.metrics = info.metrics;
   save(step);
   util::write_file_atomic(options.out / "summary.json", summary.to_json().dump(2) + "\n");
