@@ -10,13 +10,15 @@ namespace ppreid::deid::pis {
 namespace {
 
 struct TrainArgs {
-  std::string data, config = "configs/pis/tiny.yaml", out, feature_model;
+  std::string data, config = "tiny", out, feature_model;
   bool resume = false, json = false;
   int max_steps = 0;
 };
 
 void run(const TrainArgs& a) {
-  PisConfig config = load_pis_config(find_profile(a.config));
+  // A bare profile name means the PIS profile of that name (configs/pis/NAME.yaml).
+  const bool bare = a.config.find('/') == std::string::npos && a.config.find(".yaml") == std::string::npos;
+  PisConfig config = load_pis_config(find_profile(bare ? "pis/" + a.config : a.config));
   data::Dataset dataset = data::load_dataset(a.data);
   PisTrainRunOptions options;
   options.out = a.out;
@@ -46,7 +48,7 @@ void register_pis_train_command(CLI::App& pis) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = pis.add_subcommand("train", "Train the PIS conditional VAE on a dataset's train split");
   cmd->add_option("--data", a->data, "Dataset with keypoints.csv (Market-1501 layout)")->required();
-  cmd->add_option("--config", a->config, "PIS config (configs/pis/*.yaml) or a profile name")
+  cmd->add_option("--config", a->config, "PIS config file, or a profile name: tiny, small, paper (configs/pis/)")
       ->capture_default_str();
   cmd->add_option("--out", a->out, "Run directory: checkpoint/, grids/, metrics.jsonl")->required();
   cmd->add_option("--feature-model", a->feature_model,
