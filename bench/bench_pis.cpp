@@ -49,7 +49,7 @@ Fixture& fixture(const std::string& profile) {
   f = std::make_unique<Fixture>();
   f->dir = fs::temp_directory_path() / ("ppreid-bench-pis-" + profile);
   fs::remove_all(f->dir);
-  f->config = load_pis_config(find_profile("pis/" + profile));
+  f->config = load_pis_config(fs::path(PPREID_SOURCE_DIR) / "configs" / "pis" / (profile + ".yaml"));
   data::synth::SynthOptions so;
   so.ids = 16;
   so.cameras = 4;
@@ -80,7 +80,12 @@ Fixture& fixture(const std::string& profile) {
   return *f;
 }
 
-PisNet net_of(const PisDeidentifier& pis) { return pis.model().net; }
+// All parameter elements (a loaded model has its gradients switched off).
+double parameters_of(const PisDeidentifier& pis) {
+  std::int64_t n = 0;
+  for (const auto& p : pis.model().net->parameters()) n += p.numel();
+  return static_cast<double>(n);
+}
 
 int threads() {
   const char* t = std::getenv("PPREID_BENCH_THREADS");
@@ -96,7 +101,7 @@ void BM_Shift(benchmark::State& state, const std::string& profile) {
   for (auto _ : state) benchmark::DoNotOptimize(f.pis->apply_batch(images, contexts));
   state.counters["images/s"] =
       benchmark::Counter(static_cast<double>(state.iterations() * batch), benchmark::Counter::kIsRate);
-  state.counters["params"] = static_cast<double>(count_parameters(*net_of(*f.pis)));
+  state.counters["params"] = parameters_of(*f.pis);
   state.SetLabel(std::to_string(f.config.input_height()) + "x" +
                  std::to_string(f.config.input_width()) + ", " + std::to_string(threads()) +
                  " thread(s)");

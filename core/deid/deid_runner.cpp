@@ -188,46 +188,69 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
   util::Progress progress(static_cast<std::int64_t>(records.size()), "deid " + method.name());
   privacy::PeopleDetector detector;
 
+  const size_t batch = static_cast<size_t>(std::max(1, method.preferred_batch()));
   auto work = [&] {
-    for (size_t n = next++; n < records.size() && !failed; n = next++) {
-      const size_t i = release.order[n];
+    for (size_t first = next.fetch_add(batch); first < records.size() && !failed;
+         first = next.fetch_add(batch)) {
       try {
-        const data::ImageRecord& r = *records[i];
-        ImageRow& row = rows[i];
-        if (row.skipped) {
+        // Decode the chunk; skipped and already released images drop out here.
+        std::vector<size_t> pending;
+        std::vector<cv::Mat> originals;
+        std::vector<ImageContext> contexts;
+        for (size_t n = first; n < std::min(records.size(), first + batch); ++n) {
+          const size_t i = release.order[n];
+          const data::ImageRecord& r = *records[i];
+          ImageRow& row = rows[i];
+          if (row.skipped) {
+            progress.tick();
+            continue;
+          }
+          cv::Mat original = util::decode_image(ds.absolute(r));
+          row.width = original.cols;
+          row.height = original.rows;
+          if (options.resume && fs::exists(options.out / row.path)) {
+            // Never release an image twice: a second noisy copy would compose epsilon.
+            ++resumed;
+            progress.tick();
+            continue;
+          }
+          pending.push_back(i);
+          originals.push_back(std::move(original));
+          contexts.push_back({&r, ds.pose(r), i});
+        }
+        if (pending.empty()) continue;
+        std::vector<cv::Mat> released = pending.size() == 1
+                                            ? std::vector<cv::Mat>{method.apply(originals[0], contexts[0])}
+                                            : method.apply_batch(originals, contexts);
+        if (released.size() != pending.size())
+          throw Error("method '" + method.name() + "' returned " + std::to_string(released.size()) +
+                      " images for " + std::to_string(pending.size()));
+        for (size_t j = 0; j < pending.size(); ++j) {
+          const size_t i = pending[j];
+          const cv::Mat& original = originals[j];
+          ImageRow& row = rows[i];
+          const fs::path target = options.out / row.path;
+          if (released[j].size() != original.size() || released[j].type() != original.type())
+            throw Error("method '" + method.name() + "' changed the size or type of " +
+                        records[i]->path);
+          std::string ext = target.extension().string();
+          std::vector<int> params;
+          if (ext == ".jpg" || ext == ".jpeg") params = {cv::IMWRITE_JPEG_QUALITY, options.jpeg_quality};
+          std::vector<std::uint8_t> bytes;
+          if (!cv::imencode(ext, released[j], bytes, params))
+            throw Error("cannot encode '" + target.string() + "' as " + ext);
+          util::write_file_atomic(target, std::string_view(reinterpret_cast<const char*>(bytes.data()),
+                                                           bytes.size()));
+          row.ssim = original.rows >= 11 && original.cols >= 11 ? privacy::ssim(original, released[j])
+                                                                : std::nan("");
+          row.psnr = privacy::psnr(original, released[j]);
+          row.done = true;
+          if (options.detectability) {
+            before += detector.person_in_crop(original) ? 1 : 0;
+            after += detector.person_in_crop(released[j]) ? 1 : 0;
+          }
           progress.tick();
-          continue;
         }
-        fs::path target = options.out / row.path;
-        cv::Mat original = util::decode_image(ds.absolute(r));
-        row.width = original.cols;
-        row.height = original.rows;
-        if (options.resume && fs::exists(target)) {
-          // Never release an image twice: a second noisy copy would compose epsilon.
-          ++resumed;
-          progress.tick();
-          continue;
-        }
-        cv::Mat released = method.apply(original, {&r, ds.pose(r), i});
-        if (released.size() != original.size() || released.type() != original.type())
-          throw Error("method '" + method.name() + "' changed the size or type of " + r.path);
-        std::string ext = target.extension().string();
-        std::vector<int> params;
-        if (ext == ".jpg" || ext == ".jpeg") params = {cv::IMWRITE_JPEG_QUALITY, options.jpeg_quality};
-        std::vector<std::uint8_t> bytes;
-        if (!cv::imencode(ext, released, bytes, params))
-          throw Error("cannot encode '" + target.string() + "' as " + ext);
-        util::write_file_atomic(target, std::string_view(reinterpret_cast<const char*>(bytes.data()),
-                                                         bytes.size()));
-        row.ssim = original.rows >= 11 && original.cols >= 11 ? privacy::ssim(original, released)
-                                                              : std::nan("");
-        row.psnr = privacy::psnr(original, released);
-        row.done = true;
-        if (options.detectability) {
-          before += detector.person_in_crop(original) ? 1 : 0;
-          after += detector.person_in_crop(released) ? 1 : 0;
-        }
-        progress.tick();
       } catch (...) {
         std::lock_guard lock(error_mu);
         if (!error) error = std::current_exception();

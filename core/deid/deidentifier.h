@@ -6,6 +6,7 @@
 #include <opencv2/core.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/data/dataset.h"
 
@@ -29,6 +30,16 @@ class Deidentifier {
   // Called once before a dataset is processed (PIS picks identity partners here).
   virtual void prepare(const data::Dataset&) {}
   virtual cv::Mat apply(const cv::Mat& bgr, const ImageContext& ctx) const = 0;
+  // Images the runner should hand over per apply_batch() call: a network amortizes one forward
+  // pass over many crops (PIS: about 6x faster at 32 than one at a time, bench_pis).
+  virtual int preferred_batch() const { return 1; }
+  // Same contract as apply() for several images; the default calls apply() for each.
+  virtual std::vector<cv::Mat> apply_batch(const std::vector<cv::Mat>& images,
+                                           const std::vector<ImageContext>& contexts) const {
+    std::vector<cv::Mat> out;
+    for (size_t i = 0; i < images.size(); ++i) out.push_back(apply(images[i], contexts[i]));
+    return out;
+  }
 
   // Hooks for methods that change identities (PIS). The defaults keep an image's name, keep the
   // identity attributes and release every image. All are called after prepare().

@@ -28,6 +28,7 @@ struct PisShiftOptions {
   std::optional<std::filesystem::path> one_time_key;
   std::optional<std::filesystem::path> key_file;
   bool reuse_one_time_key = false;
+  int batch_size = 32;  // crops per forward pass in the runner
 };
 
 // PIS as a de-identification method (PIS eq. 2-3): for an image x of identity A with pose s,
@@ -53,7 +54,8 @@ class PisDeidentifier final : public Deidentifier {
   // Shifts several images of one dataset at once (one forward pass: the fast path). Every
   // context needs a record and a usable pose.
   std::vector<cv::Mat> apply_batch(const std::vector<cv::Mat>& images,
-                                   const std::vector<ImageContext>& contexts) const;
+                                   const std::vector<ImageContext>& contexts) const override;
+  int preferred_batch() const override { return options_.batch_size; }
   // The plan of the last prepare(): the one-time key (never written by this class).
   const ShiftPlan& plan() const;
   const PisModel& model() const { return model_; }
