@@ -12,6 +12,7 @@
 #include "core/deid/pis/pis_trainer.h"
 #include "core/util/error.h"
 #include "core/util/image.h"
+#include "tests/support/synth.h"
 #include "tests/support/temp_dir.h"
 
 namespace ppreid::deid::pis {
@@ -23,15 +24,8 @@ class PisDeidentifierTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    data::synth::SynthOptions o;
-    o.ids = 12;
-    o.cameras = 4;
-    o.images_per_id = 5;
-    o.height = 32;
-    o.width = 16;
+    data::synth::SynthOptions o = testing::small_synth(12, 4, 5, 32, 16, 21);
     o.distractors = 3;
-    o.threads = 2;
-    o.seed = 21;
     data::synth::generate(o, *dir_ / "data");
     PisConfig c = parse_pis_config(
         "runtime: {threads: 1, seed: 3}\nimage: {height: 32, width: 16}\n"

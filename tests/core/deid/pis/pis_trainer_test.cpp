@@ -9,6 +9,7 @@
 #include "core/deid/pis/pis_checkpoint.h"
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
+#include "tests/support/synth.h"
 #include "tests/support/temp_dir.h"
 
 namespace ppreid::deid::pis {
@@ -20,15 +21,7 @@ class PisTrainerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    data::synth::SynthOptions o;
-    o.ids = 12;
-    o.cameras = 4;
-    o.images_per_id = 6;
-    o.height = 32;
-    o.width = 16;
-    o.threads = 2;
-    o.seed = 11;
-    data::synth::generate(o, *dir_ / "data");
+    data::synth::generate(testing::small_synth(12, 4, 6, 32, 16, 11), *dir_ / "data");
     dataset_ = new data::Dataset(data::load_dataset(*dir_ / "data"));
   }
   static void TearDownTestSuite() {
