@@ -10,6 +10,7 @@
 #include "core/deid/pis/one_time_key.h"
 #include "core/deid/pis/pis_deidentifier.h"
 #include "core/util/error.h"
+#include "core/util/paths.h"
 #include "core/util/threads.h"
 
 namespace ppreid::deid {
@@ -36,14 +37,6 @@ struct DeidArgs {
 
 namespace fs = std::filesystem;
 
-bool inside(const fs::path& file, const fs::path& dir) {
-  fs::path f = fs::weakly_canonical(file), d = fs::weakly_canonical(dir);
-  auto fi = f.begin();
-  for (auto di = d.begin(); di != d.end(); ++di, ++fi)
-    if (fi == f.end() || *fi != *di) return false;
-  return true;
-}
-
 // The one-time key re-identifies everybody in the release: refuse to put it where the data goes
 // (or comes from), and check the key file before hours of work rather than after.
 void check_one_time_key(const DeidArgs& a) {
@@ -52,10 +45,10 @@ void check_one_time_key(const DeidArgs& a) {
                      "encrypted under a key file (create one with `ppreid pis keygen --out FILE`)");
   if (a.one_time_key.empty()) return;
   for (const auto& [dir, flag] : {std::pair{a.out, "--out"}, std::pair{a.in, "--in"}}) {
-    if (inside(a.one_time_key, dir))
+    if (util::path_within(a.one_time_key, dir))
       throw UsageError("--one-time-key '" + a.one_time_key + "' is inside " + flag +
                        "; keep the key away from the data it unlocks");
-    if (inside(a.key_file, dir))
+    if (util::path_within(a.key_file, dir))
       throw UsageError("--key-file '" + a.key_file + "' is inside " + flag +
                        "; keep the key away from the data it unlocks");
   }

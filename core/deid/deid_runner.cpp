@@ -17,6 +17,7 @@
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
 #include "core/util/image.h"
+#include "core/util/paths.h"
 #include "core/util/progress.h"
 
 namespace ppreid::deid {
@@ -26,20 +27,12 @@ namespace {
 constexpr const char* kPartialMarker = "deid.partial.json";
 const char* kSideFiles[] = {"keypoints.csv", "attributes.csv", "municipalities.csv"};
 
-bool is_within(const fs::path& inner, const fs::path& outer) {
-  auto i = inner.begin(), o = outer.begin();
-  for (; o != outer.end(); ++o, ++i)
-    if (i == inner.end() || *i != *o) return false;
-  return true;
-}
-
 void check_paths(const fs::path& in, const fs::path& out) {
-  fs::path a = fs::weakly_canonical(in), b = fs::weakly_canonical(out);
-  if (a == b) throw UsageError("--out is the same directory as --in; the input is never overwritten");
-  if (is_within(b, a))
+  if (fs::weakly_canonical(in) == fs::weakly_canonical(out)) throw UsageError("--out is the same directory as --in; the input is never overwritten");
+  if (util::path_within(out, in))
     throw UsageError("--out '" + out.string() + "' is inside --in '" + in.string() +
                      "'; choose a directory outside the input (nothing was written)");
-  if (is_within(a, b))
+  if (util::path_within(in, out))
     throw UsageError("--in '" + in.string() + "' is inside --out '" + out.string() +
                      "'; choose another output directory (nothing was written)");
 }

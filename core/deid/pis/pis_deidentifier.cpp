@@ -36,16 +36,18 @@ nlohmann::json PisDeidentifier::parameters() const {
             {"metrics", model_.info.metrics}}}};
 }
 
+torch::Tensor PisDeidentifier::stickmen(const std::vector<const data::Pose*>& poses) const {
+  std::vector<torch::Tensor> s;
+  for (const auto* pose : poses) s.push_back(network_stickman(*pose, model_.info.geometry));
+  return torch::stack(s);
+}
+
 LatentGaussian PisDeidentifier::encode(const std::vector<cv::Mat>& images,
-                                       const std::vector<const data::Pose*>& poses) const {
-  const Geometry& g = model_.info.geometry;
-  std::vector<torch::Tensor> x, s;
-  for (size_t i = 0; i < images.size(); ++i) {
-    x.push_back(network_image(images[i], g));
-    s.push_back(network_stickman(*poses[i], g));
-  }
+                                       const torch::Tensor& stickmen) const {
+  std::vector<torch::Tensor> x;
+  for (const auto& image : images) x.push_back(network_image(image, model_.info.geometry));
   torch::NoGradGuard no_grad;
-  return model_.net->posterior(torch::stack(x), torch::stack(s));
+  return model_.net->posterior(torch::stack(x), stickmen);
 }
 
 void PisDeidentifier::prepare(const data::Dataset& dataset) {
@@ -83,7 +85,7 @@ void PisDeidentifier::prepare(const data::Dataset& dataset) {
       const data::Pose* pose = source.pose(*it->second);
       if (!pose || !data::usable_for_pose_conditioning(*pose))
         throw Error("PIS: partner image '" + p.path + "' has no usable pose");
-      LatentGaussian q = encode({util::decode_image(source.absolute(*it->second))}, {pose});
+      LatentGaussian q = encode({util::decode_image(source.absolute(*it->second))}, stickmen({pose}));
       partner_mu_[p.path] = q.mu;
     }
   };
@@ -123,19 +125,24 @@ std::vector<cv::Mat> PisDeidentifier::apply_batch(const std::vector<cv::Mat>& im
   }
   const Geometry& g = model_.info.geometry;
   torch::NoGradGuard no_grad;
-  LatentGaussian own = encode(images, poses);
-  std::vector<torch::Tensor> stick;
-  for (const auto* pose : poses) stick.push_back(network_stickman(*pose, g));
-  auto structure = model_.net->structure(torch::stack(stick));
+  // One stickman per pose serves both the posterior and the structure encoder.
+  const torch::Tensor s_batch = stickmen(poses);
+  LatentGaussian own = encode(images, s_batch);
+  auto structure = model_.net->structure(s_batch);
 
+  std::vector<const std::vector<torch::Tensor>*> partner_mus;  // per image, then per partner
+  std::vector<size_t> partner_counts;
+  for (const auto& ctx : contexts) {
+    const IdentityShift& shift = plan().for_image(*ctx.record);
+    partner_counts.push_back(shift.partners.size());
+    for (const auto& p : shift.partners) partner_mus.push_back(&partner_mu_.at(p.path));
+  }
   std::vector<torch::Tensor> z;
   for (size_t s = 0; s < own.mu.size(); ++s) {
     torch::Tensor mixed = own.mu[s] * lambdas_[0];
-    for (size_t i = 0; i < contexts.size(); ++i) {
-      const IdentityShift& shift = plan().for_image(*contexts[i].record);
-      for (size_t p = 0; p < shift.partners.size(); ++p)
-        mixed[i] += partner_mu_.at(shift.partners[p].path)[s][0] * lambdas_[p + 1];
-    }
+    for (size_t i = 0, next = 0; i < contexts.size(); ++i)
+      for (size_t p = 0; p < partner_counts[i]; ++p)
+        mixed[i] += (*partner_mus[next++])[s][0] * lambdas_[p + 1];
     z.push_back(mixed);
   }
   if (options_.sample) {

@@ -61,8 +61,9 @@ class PisDeidentifier final : public Deidentifier {
   const PisModel& model() const { return model_; }
 
  private:
-  LatentGaussian encode(const std::vector<cv::Mat>& images,
-                        const std::vector<const data::Pose*>& poses) const;
+  // Network-ready stickmen [N,3,H,W] of these poses.
+  torch::Tensor stickmen(const std::vector<const data::Pose*>& poses) const;
+  LatentGaussian encode(const std::vector<cv::Mat>& images, const torch::Tensor& stickmen) const;
 
   PisShiftOptions options_;
   std::vector<double> lambdas_;

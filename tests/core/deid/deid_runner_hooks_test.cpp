@@ -12,6 +12,7 @@
 #include "core/deid/pis/shift_plan.h"
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
+#include "tests/support/synth.h"
 #include "tests/core/deid/deid_run_fixture.h"
 
 namespace ppreid::deid {
@@ -54,15 +55,8 @@ class RenamingDouble : public Deidentifier {
 class DeidRunnerHooksTest : public DeidRunFixture {
  protected:
   void SetUp() override {
-    data::synth::SynthOptions o;
-    o.ids = 4;
-    o.cameras = 2;
-    o.images_per_id = 4;
-    o.height = 64;
-    o.width = 32;
+    data::synth::SynthOptions o = testing::small_synth(4, 2, 4, 64, 32, 3, /*threads=*/1);
     o.distractors = 1;
-    o.threads = 1;
-    o.seed = 3;
     data::synth::generate(o, in());
     ds_ = data::load_dataset(in());
     for (const auto* split : {&ds_.train, &ds_.query, &ds_.gallery})

@@ -21,6 +21,7 @@
 #include "core/reid/features.h"
 #include "core/util/error.h"
 #include "tests/support/run_cli.h"
+#include "tests/support/synth.h"
 #include "tests/support/temp_dir.h"
 
 namespace ppreid::privacy {
@@ -74,15 +75,8 @@ class IdentityAttackE2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    data::synth::SynthOptions o;
-    o.ids = 16;  // 8 train identities, the targets
-    o.cameras = 3;
-    o.images_per_id = 6;
-    o.height = 64;
-    o.width = 32;
-    o.threads = 2;
-    o.seed = 21;
-    data::synth::generate(o, *dir_ / "raw");
+    // 16 identities: 8 train identities, the targets.
+    data::synth::generate(testing::small_synth(16, 3, 6, 64, 32, 21), *dir_ / "raw");
     raw_ = new data::Dataset(load_train(*dir_ / "raw"));
     renaming_ = new std::map<int, std::vector<int>>(write_renamed_copy(*raw_, *dir_ / "renamed"));
     shift_ = new std::map<int, std::vector<int>>(write_shifted_copy(*raw_, *dir_ / "shifted"));

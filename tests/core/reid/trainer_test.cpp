@@ -8,6 +8,7 @@
 #include "core/reid/features.h"
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
+#include "tests/support/synth.h"
 #include "tests/support/temp_dir.h"
 
 namespace ppreid::reid {
@@ -21,15 +22,7 @@ class TrainerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    data::synth::SynthOptions o;
-    o.ids = 40;
-    o.cameras = 4;
-    o.images_per_id = 8;
-    o.height = 64;
-    o.width = 32;
-    o.threads = 2;
-    o.seed = 5;
-    data::synth::generate(o, *dir_ / "data");
+    data::synth::generate(testing::small_synth(40, 4, 8, 64, 32, 5), *dir_ / "data");
     dataset_ = new data::Dataset(data::load_dataset(*dir_ / "data"));
   }
   static void TearDownTestSuite() {
