@@ -46,12 +46,6 @@ std::string_view strip_newline(std::string_view text) {
   return text;
 }
 
-void require_curve() {
-  if (!zmq_has_curve())
-    throw Error("this libzmq (" + zmq_version_string() +
-                ") was built without CURVE security; install Debian's libzmq5, which has it");
-}
-
 }  // namespace
 
 // ---- PublicKey ------------------------------------------------------------------------------

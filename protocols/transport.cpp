@@ -27,6 +27,7 @@ void validate(const SocketOptions& o) {
   if (o.send_timeout.count() < 0 || o.linger.count() < 0)
     throw Error("send_timeout and linger must be >= 0 ms");
   if (o.handshake_timeout.count() <= 0) throw Error("handshake_timeout must be > 0 ms");
+  if (o.queue_messages < 1) throw Error("queue_messages must be >= 1");
   if (o.heartbeat_interval.count() < 0 || o.heartbeat_timeout.count() < 0)
     throw Error("heartbeat_interval and heartbeat_timeout must be >= 0 ms");
 }
@@ -36,6 +37,8 @@ void apply(zmq::socket_t& s, const SocketOptions& o) {
   s.set(zmq::sockopt::sndtimeo, ms(o.send_timeout));
   s.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(o.codec.max_message_bytes));
   s.set(zmq::sockopt::handshake_ivl, ms(o.handshake_timeout));
+  s.set(zmq::sockopt::sndhwm, o.queue_messages);
+  s.set(zmq::sockopt::rcvhwm, o.queue_messages);
   if (o.heartbeat_interval.count() > 0) {
     s.set(zmq::sockopt::heartbeat_ivl, ms(o.heartbeat_interval));
     s.set(zmq::sockopt::heartbeat_timeout, ms(o.heartbeat_timeout));
@@ -47,12 +50,6 @@ void require_id(const char* option, const std::string& id) {
   if (!is_valid_id(id))
     throw Error(std::string(option) + " '" + printable_for_log(id) + "' is not a valid id (1.." +
                 std::to_string(kMaxIdBytes) + " characters of A-Z a-z 0-9 . _ -)");
-}
-
-void require_curve_available() {
-  if (!zmq_has_curve())
-    throw Error("this libzmq (" + zmq_version_string() +
-                ") has no CURVE security; install Debian's libzmq5, which has it");
 }
 
 void warn_insecure(const char* role, const std::string& endpoint) {
@@ -140,7 +137,7 @@ Server::Server(ServerOptions options) : options_(std::move(options)) {
   std::optional<KeyPair> keys;
   std::size_t allowed_sites = 0;
   if (options_.security == Security::kCurve) {
-    require_curve_available();
+    require_curve();
     if (options_.secret_key_file.empty())
       throw Error("the aggregator needs its secret key file (create one with `ppreid keygen "
                   "--out PREFIX`), or insecure mode for local experiments");
@@ -348,7 +345,7 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
   socket_.set(zmq::sockopt::reconnect_ivl, ms(options_.reconnect_interval));
   socket_.set(zmq::sockopt::reconnect_ivl_max, ms(options_.reconnect_interval_max));
   if (options_.security == Security::kCurve) {
-    require_curve_available();
+    require_curve();
     if (options_.secret_key_file.empty() || options_.server_public_key_file.empty())
       throw Error("a site needs its secret key file and the aggregator's public key file "
                   "(CURVE), or insecure mode for local experiments");

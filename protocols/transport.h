@@ -51,6 +51,10 @@ struct SocketOptions {
   // A connection whose ZMTP/CURVE handshake has not completed by then is dropped
   // (ZMQ_HANDSHAKE_IVL); a Client also gives up connecting after this long.
   std::chrono::milliseconds handshake_timeout{10'000};
+  // Messages queued per connection and direction (ZMQ_SNDHWM / ZMQ_RCVHWM). A full receive
+  // queue pushes back on the sender through TCP, so a site cannot fill the aggregator's memory
+  // with more than this many messages of at most max_message_bytes.
+  int queue_messages = 16;
   // ZMTP heartbeats (ZMQ_HEARTBEAT_IVL / _TIMEOUT) detect dead connections; 0 switches them off.
   std::chrono::milliseconds heartbeat_interval{5'000};
   std::chrono::milliseconds heartbeat_timeout{30'000};

@@ -13,6 +13,8 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <memory>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -72,10 +74,15 @@ class WireInputArchive
   }
 
   [[noreturn]] void fail(DecodeFailure failure, const std::string& detail) const {
-    std::string path;
-    for (const char* f : fields_) path += (path.empty() ? "" : ".") + std::string(f);
-    throw DecodeError(failure, what_ + (path.empty() ? "" : ", field '" + path + "'") + ": " +
-                                   detail);
+    std::string message = what_;
+    for (std::size_t i = 0; i < fields_.size(); ++i) {
+      message += i == 0 ? ", field '" : ".";
+      message += fields_[i];
+    }
+    if (!fields_.empty()) message += "'";
+    message += ": ";
+    message += detail;
+    throw DecodeError(failure, message);
   }
 
   // The field path in error messages follows the NameValuePairs being loaded.

@@ -64,7 +64,12 @@ void create_new_file(const fs::path& path, std::string_view contents, std::strin
   if (!fs::is_directory(dir))
     throw Error("cannot create " + name + ": directory '" + dir.string() + "' does not exist");
 
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp." + random_suffix());
+  // Appended piece by piece: GCC 12 warns (-Wstringop-overflow, falsely) about "." + string.
+  std::string tmp_name = ".";
+  tmp_name += path.filename().string();
+  tmp_name += ".tmp.";
+  tmp_name += random_suffix();
+  const fs::path tmp = dir / tmp_name;
   write_new_file(tmp, contents, mode);
   int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
   bool synced = fd >= 0 && ::fsync(fd) == 0;
