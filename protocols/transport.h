@@ -2,9 +2,10 @@
 
 // ZeroMQ endpoints of a federation: a ROUTER Server on the aggregator, one DEALER Client per
 // site. CURVE (encryption and authentication) on every socket unless Security::kInsecure is asked
-// for explicitly. Both are RAII (closing and terminating their own context), not thread-safe (use
-// each from one thread), and never block longer than the timeouts they are given: receive()
-// returns std::nullopt when nothing arrived in time; real failures throw.
+// for explicitly. Both are RAII (closing and terminating their own context) and never block
+// longer than the timeouts they are given: receive() returns std::nullopt when nothing arrived in
+// time; real failures throw. Not thread-safe: calls on one object must not overlap (a mutex
+// around it is enough, e.g. for a site that sends heartbeats from its training thread).
 
 #include <zmq.hpp>
 
