@@ -22,7 +22,7 @@ constexpr const char* kZapDomain = "ppreid";
 
 int ms(milliseconds d) { return static_cast<int>(d.count()); }
 
-void validate(const SocketOptions& o) {
+void validate_socket_options(const SocketOptions& o) {
   validate(o.codec);
   if (o.send_timeout.count() < 0 || o.linger.count() < 0)
     throw Error("send_timeout and linger must be >= 0 ms");
@@ -69,16 +69,17 @@ std::size_t frames_bytes(const std::vector<zmq::message_t>& frames) {
   return n;
 }
 
-// Sends all frames as one message; the first part waits at most the socket's send timeout.
-// Returns false when the first part was not taken in time (EAGAIN); later parts of a multipart
-// message always go through.
+// Sends all frames as one message; the first part waits at most the socket's send timeout, or
+// not at all when `wait` is false. Returns false when the first part was not taken (EAGAIN);
+// later parts of a multipart message always go through.
 bool send_multipart_frames(zmq::socket_t& socket, std::vector<zmq::message_t>& frames,
-                           bool more_before) {
+                           bool wait = true) {
   for (std::size_t i = 0; i < frames.size(); ++i) {
     const bool last = i + 1 == frames.size();
-    const auto flags = last ? zmq::send_flags::none : zmq::send_flags::sndmore;
+    auto flags = last ? zmq::send_flags::none : zmq::send_flags::sndmore;
+    if (i == 0 && !wait) flags = flags | zmq::send_flags::dontwait;
     if (!socket.send(frames[i], flags)) {
-      if (i == 0 && !more_before) return false;
+      if (i == 0) return false;
       throw TransportError("ZeroMQ refused part " + std::to_string(i) + " of a message");
     }
   }
@@ -131,7 +132,7 @@ class SocketMonitor {
 // ---- Server ---------------------------------------------------------------------------------
 
 Server::Server(ServerOptions options) : options_(std::move(options)) {
-  validate(options_.socket);
+  validate_socket_options(options_.socket);
   require_id("server_id", options_.server_id);
   require_id("federation_id", options_.federation_id);
   std::optional<KeyPair> keys;
@@ -190,16 +191,18 @@ EnvelopeRef Server::envelope_for(std::uint64_t round, const Payload& payload) co
   return EnvelopeRef{kProtocolVersion, options_.federation_id, round, options_.server_id, payload};
 }
 
-bool Server::send_frames(const Peer& to, std::vector<zmq::message_t>& frames, const char* what) {
+bool Server::send_frames(const Peer& to, std::vector<zmq::message_t>& frames, const char* what,
+                         bool wait) {
   std::vector<zmq::message_t> message;
   message.reserve(frames.size() + 1);
   message.emplace_back(to.routing_id.data(), to.routing_id.size());
   for (zmq::message_t& f : frames) message.emplace_back().copy(f);  // shares large buffers
   const std::size_t bytes = frames_bytes(frames);
   try {
-    if (!send_multipart_frames(socket_, message, false)) {
-      spdlog::warn("{} not delivered: the peer did not take it within {} ms", what,
-                   options_.socket.send_timeout.count());
+    if (!send_multipart_frames(socket_, message, wait)) {
+      spdlog::warn("{} not delivered: the peer did not take it {}", what,
+                   wait ? "within " + std::to_string(options_.socket.send_timeout.count()) + " ms"
+                        : "(its queue is full)");
       return false;
     }
   } catch (const zmq::error_t& e) {
@@ -236,8 +239,10 @@ void Server::reject(const Peer& peer, const std::string& site_id, ErrorCode code
   spdlog::warn("refused a message from {} ({}): {}", who, to_string(code),
                printable_for_log(reason, 1024));
   try {
-    if (!send(peer, round, ErrorMessage{code, printable_for_log(reason, kMaxTextBytes - 16)}))
-      spdlog::debug("the Error reply to {} was not delivered", who);
+    // Never waits: a peer that sends junk and does not read must not stall the server.
+    const Payload reply = ErrorMessage{code, printable_for_log(reason, kMaxTextBytes - 16)};
+    std::vector<zmq::message_t> frames = encode(envelope_for(round, reply), options_.socket.codec);
+    send_frames(peer, frames, "Error reply", /*wait=*/false);
   } catch (const std::exception& e) {
     spdlog::warn("cannot send the Error reply to {}: {}", who, e.what());
   }
@@ -332,7 +337,7 @@ std::string protocol_error_text(std::uint32_t value) {
 }  // namespace
 
 Client::Client(ClientOptions options) : options_(std::move(options)) {
-  validate(options_.socket);
+  validate_socket_options(options_.socket);
   require_id("site_id", options_.site_id);
   require_id("federation_id", options_.federation_id);
   if (options_.endpoint.empty()) throw Error("the aggregator endpoint is empty");
@@ -377,6 +382,7 @@ void Client::handle_event(const SocketMonitorEvent& e) {
       tcp_connected_ = true;
       return;
     case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+      ++handshakes_;
       if (!connected_)
         spdlog::info("site '{}' connected to {}{}", options_.site_id, where,
                      options_.security == Security::kCurve ? " (CURVE)" : " (INSECURE)");
@@ -421,6 +427,11 @@ bool Client::connected() {
   return connected_;
 }
 
+std::uint64_t Client::handshakes() {
+  drain_events();
+  return handshakes_;
+}
+
 void Client::wait_for_handshake() {
   const auto deadline = Clock::now() + options_.socket.handshake_timeout;
   const std::string where = "the aggregator at " + options_.endpoint;
@@ -448,7 +459,7 @@ void Client::send(std::uint64_t round, const Payload& payload) {
   const std::size_t bytes = frames_bytes(frames);
   bool sent = false;
   try {
-    sent = send_multipart_frames(socket_, frames, false);
+    sent = send_multipart_frames(socket_, frames);
   } catch (const zmq::error_t& err) {
     throw TransportError(std::string("cannot send ") + type_name(payload) +
                          " to the aggregator: " + err.what());

@@ -162,7 +162,8 @@ class Server {
 
  private:
   EnvelopeRef envelope_for(std::uint64_t round, const Payload& payload) const;
-  bool send_frames(const Peer& to, std::vector<zmq::message_t>& frames, const char* what);
+  bool send_frames(const Peer& to, std::vector<zmq::message_t>& frames, const char* what,
+                   bool wait = true);
   void reject(const Peer& peer, const std::string& site_id, ErrorCode code,
               const std::string& reason, std::uint64_t round, std::size_t wire_bytes);
 
@@ -205,6 +206,10 @@ class Client {
   const ClientOptions& options() const { return options_; }
   // Whether the connection is up (as of the last socket event seen by send/receive/connected).
   bool connected();
+  // Completed handshakes so far (1 after the constructor). It grows when libzmq reconnected
+  // after a lost connection (an aggregator restart): a site should then say Hello again, since
+  // the new aggregator process may not know it.
+  std::uint64_t handshakes();
 
   // Sends `payload` for `round` as this site. Throws TransportError when the aggregator did not
   // take it within send_timeout (not connected, or restarting), HandshakeError when a reconnect
@@ -231,6 +236,7 @@ class Client {
   zmq::socket_t socket_;
   std::unique_ptr<SocketMonitor> monitor_;
   bool connected_ = false;      // handshake completed, connection up
+  std::uint64_t handshakes_ = 0;
   bool tcp_connected_ = false;  // a TCP connection was made at least once
   TransportStats stats_;
 };

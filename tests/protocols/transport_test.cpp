@@ -398,6 +398,25 @@ TEST_F(TransportTest, SendingToAGoneSiteReturnsFalse) {
   EXPECT_FALSE(delivered);
 }
 
+TEST_F(TransportTest, ASiteReconnectsAfterTheAggregatorRestarts) {
+  auto server = std::make_unique<Server>(server_options());
+  ServerOptions again = server_options();
+  again.endpoint = server->endpoint();  // the same port
+  Client client(client_options(*server, "site-a"));
+  EXPECT_EQ(client.handshakes(), 1u);
+  server.reset();
+  server = std::make_unique<Server>(again);
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (client.handshakes() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(client.handshakes(), 2u);
+  EXPECT_TRUE(client.connected());
+  client.send(1, Heartbeat{"back"});
+  auto got = server->receive(kWait);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->site_id, "site-a");
+}
+
 TEST_F(TransportTest, InsecureModeWorksOnlyWhenAskedForAndWarns) {
   testing::LogCapture log;
   ServerOptions so = server_options();
