@@ -2,6 +2,8 @@
 
 #include <zmq.h>
 
+#include "core/util/error.h"
+
 namespace ppreid::proto {
 
 std::string zmq_version_string() {
@@ -11,5 +13,11 @@ std::string zmq_version_string() {
 }
 
 bool zmq_has_curve() { return zmq_has("curve") == 1; }
+
+void require_curve() {
+  if (!zmq_has_curve())
+    throw Error("this libzmq (" + zmq_version_string() +
+                ") was built without CURVE security; install Debian's libzmq5, which has it");
+}
 
 }  // namespace ppreid::proto

@@ -14,6 +14,7 @@
 #include "core/reid/reid_commands.h"
 #include "core/util/error.h"
 #include "core/util/log.h"
+#include "protocols/protocol_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"ppreid: privacy-preserving, federated person re-identification", "ppreid"};
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   ppreid::deid::pis::register_pis_train_command(*ppreid::deid::pis::register_pis_commands(app));
   ppreid::reid::register_reid_commands(app);
   ppreid::privacy::register_privacy_commands(app);
+  ppreid::proto::register_protocol_commands(app);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,73 @@
+#pragma once
+
+#include <zmq.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "protocols/decode_error.h"
+#include "protocols/message.h"
+#include "protocols/tensor_codec.h"
+
+namespace ppreid::proto {
+
+// Wire layout of one message (one ZeroMQ multipart message):
+//   frame 0      header: "PPRD" | protocol version (uint16 LE) | Cereal archive (wire_archive.h)
+//                of {type, federation id, round, sender id, the payload's fields except
+//                tensors, tensor manifest (name, dtype, shape), payload bytes, chunk count,
+//                SHA-256 of the payload}
+//   frames 1..n  the raw little-endian bytes of all tensors, concatenated in manifest order and
+//                cut into chunks of at most chunk_bytes (no chunk frames when there are no
+//                tensors)
+struct CodecOptions {
+  // A whole message (all frames) above this is refused; the transport also sets ZMQ_MAXMSGSIZE
+  // to it, so libzmq drops a connection that sends a larger single frame before allocating it.
+  std::size_t max_message_bytes = std::size_t{512} << 20;
+  // The header frame (ids, metrics, tensor manifest) above this is refused.
+  std::size_t max_header_bytes = std::size_t{4} << 20;
+  // Sender side: size of the tensor chunk frames.
+  std::size_t chunk_bytes = std::size_t{4} << 20;
+};
+
+// Checks the options (chunk_bytes > 0, limits > 0, header limit <= message limit); throws
+// ppreid::Error naming the option.
+void validate(const CodecOptions& options);
+
+// Encodes `envelope` into frames. Throws ppreid::Error (not DecodeError) when the envelope itself
+// is invalid (ids, tensor sizes, texts) or its encoding exceeds the options' limits: the sender
+// refuses what a receiver with the same limits would refuse. envelope.version is written as it
+// is (kProtocolVersion unless a test wants another one).
+std::vector<zmq::message_t> encode(const Envelope& envelope, const CodecOptions& options = {});
+
+// The same from the envelope's fields by reference, so that a large payload (the global model of
+// a Task) is encoded without being copied into an Envelope first.
+struct EnvelopeRef {
+  std::uint16_t version = kProtocolVersion;
+  std::string_view federation_id;
+  std::uint64_t round = 0;
+  std::string_view sender_id;
+  const Payload& payload;
+};
+std::vector<zmq::message_t> encode(const EnvelopeRef& envelope, const CodecOptions& options = {});
+
+// A received frame, as bytes.
+using FrameView = std::span<const std::uint8_t>;
+std::vector<FrameView> frame_views(std::span<const zmq::message_t> frames);
+
+struct Decoded {
+  Envelope envelope;
+  Digest payload_sha256{};     // verified
+  std::size_t wire_bytes = 0;  // all frames
+};
+
+// Decodes and verifies one message. Every length and count is checked against what the frames
+// actually hold before anything is allocated. Throws DecodeError for anything wrong: too large,
+// bad magic, wrong version, unknown type or enum value, truncated or trailing bytes in the
+// header, invalid ids or texts, tensor manifest, payload byte count and chunk frames that
+// disagree, or a payload that does not hash to the header's SHA-256.
+Decoded decode(std::span<const FrameView> frames, const CodecOptions& options = {});
+
+}  // namespace ppreid::proto
