@@ -117,6 +117,14 @@ NamedTensors ReidModelImpl::collect(bool head) const {
 NamedTensors ReidModelImpl::shared_state() const { return collect(false); }
 NamedTensors ReidModelImpl::head_state() const { return collect(true); }
 
+NamedTensors ReidModelImpl::shared_parameters() const {
+  NamedTensors out;
+  for (const auto& item : named_parameters(/*recurse=*/true)) {
+    if (!is_head(item.key())) out.emplace_back(item.key(), item.value());
+  }
+  return out;
+}
+
 void ReidModelImpl::load(const NamedTensors& state, bool head) {
   std::map<std::string, torch::Tensor> live;
   for (const auto& item : named_parameters(true)) {

@@ -46,6 +46,10 @@ struct ReidModelImpl : torch::nn::Module {
   NamedTensors shared_state() const;
   // Snapshot of classifier.* (empty without a classifier).
   NamedTensors head_state() const;
+  // The live (not cloned) parameters of backbone.* and neck.*, in registration order: what a
+  // site trains and FedProx's proximal term (proximal.h) pulls towards the global weights.
+  // Buffers (BatchNorm statistics) are not parameters and are not included.
+  NamedTensors shared_parameters() const;
   // Copy values in place (no autograd, optimizer references stay valid). The names must be
   // exactly those of shared_state()/head_state() with the same shapes; otherwise nothing is
   // copied and ppreid::Error lists every missing, unexpected and shape-mismatched name.
