@@ -6,6 +6,10 @@
 #include <cmath>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "aggregator/tensor_kernels.h"
 #include "core/util/error.h"
 
@@ -51,12 +55,21 @@ namespace {
 
 constexpr int kLanes = 16;  // coordinates sorted side by side: one 64-byte line per input
 
+// Branch-free: min to `lo`, max to `hi`, lane by lane (values are finite: validated updates).
 inline void compare_exchange(float* __restrict lo, float* __restrict hi) {
+#if defined(__SSE2__)
+  for (int l = 0; l < kLanes; l += 4) {
+    __m128 a = _mm_loadu_ps(lo + l), b = _mm_loadu_ps(hi + l);
+    _mm_storeu_ps(lo + l, _mm_min_ps(a, b));
+    _mm_storeu_ps(hi + l, _mm_max_ps(a, b));
+  }
+#else
   for (int l = 0; l < kLanes; ++l) {
     float a = lo[l], b = hi[l];
-    lo[l] = a < b ? a : b;
-    hi[l] = a < b ? b : a;
+    lo[l] = std::min(a, b);
+    hi[l] = std::max(a, b);
   }
+#endif
 }
 
 }  // namespace

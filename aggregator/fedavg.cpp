@@ -15,11 +15,24 @@ void FedAvg::require_round(const char* what) const {
 
 void FedAvg::begin_round(const NamedTensors& global) {
   if (global.empty()) throw Error(std::string(to_string(kind())) + ": empty global model");
+  abandon();
   global_ = global;
-  sums_.clear();
-  total_samples_ = 0;
-  count_ = 0;
+  sums_.resize(global_.size());
+  counters_.resize(global_.size());
   in_round_ = true;
+}
+
+void FedAvg::fold_pending(const NamedTensors* next, double w) {
+  for (std::size_t i = 0; i < global_.size(); ++i) {
+    if (!pending_[i].defined()) continue;  // a counter
+    if (!summed_)
+      sums_[i] = torch::empty(global_[i].second.sizes(),
+                              global_[i].second.options().dtype(torch::kFloat64));
+    kernels::fold(sums_[i], !summed_, pending_[i], pending_weight_,
+                  next ? (*next)[i].second : torch::Tensor(), w);
+  }
+  summed_ = true;
+  pending_.clear();
 }
 
 void FedAvg::add(const ModelUpdate& update) {
@@ -28,27 +41,29 @@ void FedAvg::add(const ModelUpdate& update) {
   if (update.samples < 1)
     throw Error(std::string(to_string(kind())) + ": update of site '" + update.site +
                 "' has no samples");
-  const bool first = count_ == 0;
-  if (first) sums_.resize(global_.size());
-  const auto weight = static_cast<double>(update.samples);
+  const bool delta = update.kind == UpdateKind::kDelta;
   for (std::size_t i = 0; i < global_.size(); ++i) {
     const torch::Tensor& x = update.tensors[i].second;
-    const torch::Tensor base = update.kind == UpdateKind::kDelta ? global_[i].second
-                                                                 : torch::Tensor();
-    if (is_counter(x)) {
-      torch::Tensor value = kernels::absolute(x, base);
-      sums_[i] = first ? value.clone() : torch::maximum(sums_[i], value);
-      continue;
-    }
-    if (first) sums_[i] = torch::zeros(x.sizes(), x.options().dtype(torch::kFloat64));
-    kernels::accumulate(sums_[i], x, weight, base);
+    if (!is_counter(x)) continue;
+    torch::Tensor value = kernels::absolute(x, delta ? global_[i].second : torch::Tensor());
+    counters_[i] = counters_[i].defined() ? torch::maximum(counters_[i], value) : value.clone();
   }
+  const auto weight = static_cast<double>(update.samples);
+  if (pending_.empty()) {
+    pending_.resize(global_.size());
+    for (std::size_t i = 0; i < global_.size(); ++i)
+      if (!is_counter(update.tensors[i].second)) pending_[i] = update.tensors[i].second;
+    pending_weight_ = weight;
+  } else {
+    fold_pending(&update.tensors, weight);
+  }
+  if (delta) delta_samples_ += update.samples;
   total_samples_ += update.samples;
   ++count_;
 }
 
-torch::Tensor FedAvg::combine(std::size_t i, torch::Tensor mean) {
-  return mean.to(global_[i].second.scalar_type());
+torch::Tensor FedAvg::combine(std::size_t i, torch::Tensor& sum, double scale) {
+  return kernels::scaled(sum, scale, global_[i].second.scalar_type());
 }
 
 NamedTensors FedAvg::finish() {
@@ -56,13 +71,21 @@ NamedTensors FedAvg::finish() {
   if (count_ == 0)
     throw Error(std::string(to_string(kind())) + ": no update to aggregate in this round; " +
                 "retry the round");
-  const auto total = static_cast<double>(total_samples_);
+  if (!pending_.empty()) fold_pending(nullptr, 0.0);
+  const double scale = 1.0 / static_cast<double>(total_samples_);
   NamedTensors out;
   out.reserve(global_.size());
   for (std::size_t i = 0; i < global_.size(); ++i) {
-    torch::Tensor mean = std::move(sums_[i]);  // released tensor by tensor: peak stays ~2 models
-    if (!is_counter(mean)) mean.div_(total);
-    out.emplace_back(global_[i].first, combine(i, std::move(mean)));
+    const auto& [name, g] = global_[i];
+    if (is_counter(g)) {
+      out.emplace_back(name, counters_[i].to(g.scalar_type()));
+      continue;
+    }
+    // Delta updates sent n_i * delta_i; their n_i * global completes them here, in one pass.
+    if (delta_samples_ > 0)
+      kernels::fold(sums_[i], false, g, static_cast<double>(delta_samples_));
+    out.emplace_back(name, combine(i, sums_[i], scale));
+    sums_[i] = torch::Tensor();  // released tensor by tensor: the peak stays at the sum's size
   }
   abandon();
   return out;
@@ -70,7 +93,12 @@ NamedTensors FedAvg::finish() {
 
 void FedAvg::abandon() {
   sums_.clear();
+  counters_.clear();
+  pending_.clear();
   global_.clear();
+  summed_ = false;
+  pending_weight_ = 0;
+  delta_samples_ = 0;
   total_samples_ = 0;
   count_ = 0;
   in_round_ = false;
@@ -78,8 +106,9 @@ void FedAvg::abandon() {
 
 std::size_t FedAvg::held_bytes() const {
   std::size_t bytes = 0;
-  for (const auto& t : sums_)
-    if (t.defined()) bytes += t.numel() * t.element_size();
+  for (const auto* list : {&sums_, &counters_, &pending_})
+    for (const auto& t : *list)
+      if (t.defined()) bytes += t.numel() * t.element_size();
   return bytes;
 }
 

@@ -60,8 +60,9 @@ void FedOpt::begin_round(const NamedTensors& global) {
   FedAvg::begin_round(global);
 }
 
-torch::Tensor FedOpt::combine(std::size_t i, torch::Tensor mean) {
-  if (slot_[i] < 0) return FedAvg::combine(i, std::move(mean));
+torch::Tensor FedOpt::combine(std::size_t i, torch::Tensor& sum, double scale) {
+  if (slot_[i] < 0) return FedAvg::combine(i, sum, scale);
+  torch::Tensor mean = sum.mul_(scale);
   const torch::Tensor& x = global()[i].second;
   torch::Tensor& m_store = m_[slot_[i]];
   torch::Tensor& v_store = v_[slot_[i]];

@@ -35,7 +35,7 @@ class FedOpt : public FedAvg {
   std::int64_t step() const { return step_; }
 
  protected:
-  torch::Tensor combine(std::size_t i, torch::Tensor mean) override;
+  torch::Tensor combine(std::size_t i, torch::Tensor& sum, double scale) override;
 
  private:
   // m and v placeholders (shapes and dtypes) for the optimized tensors of `global`, in order.

@@ -55,8 +55,9 @@ struct StrategyState {
 // finish() (the new global weights) or abandon(). Not thread-safe: call from one thread.
 //
 // Memory during a round, in model sizes (one model = its float32 bytes, ~94 MB for ResNet-50):
-//   fedavg, fedprox, fedadam, fedyogi: streaming; a float64 running sum (2) whatever the number
-//     of updates, plus for fedadam/fedyogi their moments m and v (2) kept between rounds.
+//   fedavg, fedprox, fedadam, fedyogi: streaming; a float64 running sum (2) and at most one
+//     update waiting to be folded with the next (1), whatever the number of updates, plus for
+//     fedadam/fedyogi their moments m and v (2) kept between rounds.
 //   median, trimmed_mean: need all updates at once: every update is kept (N), plus one output.
 class Strategy {
  public:
@@ -71,8 +72,8 @@ class Strategy {
   // Starts a round from the global weights sent in its Task. They are kept by reference count,
   // not copied: do not modify them in place until finish() or abandon().
   virtual void begin_round(const NamedTensors& global) = 0;
-  // Folds in one admitted update. Streaming strategies read it and let it go; median and
-  // trimmed mean keep references to its tensors until finish() (do not modify them in place).
+  // Folds in one admitted update. Strategies may keep references to its tensors until the next
+  // add() (streaming ones) or finish() (median, trimmed mean): do not modify them in place.
   // Throws ppreid::Error when called outside a round or with a mismatched structure.
   virtual void add(const ModelUpdate& update) = 0;
   virtual std::size_t num_updates() const = 0;

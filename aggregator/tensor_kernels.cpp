@@ -45,29 +45,56 @@ double squared_distance(const torch::Tensor& a, const torch::Tensor& b) {
       std::plus<double>());
 }
 
-void accumulate(torch::Tensor& acc, const torch::Tensor& x, double weight,
-                const torch::Tensor& base) {
+namespace {
+
+template <bool kAssign, bool kTwo>
+void fold_loop(double* out, const float* px, double wx, const float* py, double wy, int64_t n) {
+  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      double v = wx * static_cast<double>(px[j]);
+      if constexpr (kTwo) v += wy * static_cast<double>(py[j]);
+      if constexpr (kAssign) {
+        out[j] = v;
+      } else {
+        out[j] += v;
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void fold(torch::Tensor& acc, bool assign, const torch::Tensor& x, double wx,
+          const torch::Tensor& y, double wy) {
   TORCH_CHECK(acc.scalar_type() == torch::kFloat64 && acc.is_contiguous() &&
-              acc.numel() == x.numel());
-  if (!fast(x) || (base.defined() && !fast(base))) {
-    torch::Tensor value = x.to(torch::kFloat64);
-    if (base.defined()) value = value + base.to(torch::kFloat64);
-    acc.add_(value.view(acc.sizes()), weight);
+              acc.numel() == x.numel() && (!y.defined() || y.numel() == x.numel()));
+  if (!fast(x) || (y.defined() && !fast(y))) {
+    torch::Tensor value = x.to(torch::kFloat64).mul(wx);
+    if (y.defined()) value.add_(y.to(torch::kFloat64), wy);
+    value = value.view(acc.sizes());
+    assign ? acc.copy_(value) : acc.add_(value);
     return;
   }
   double* out = acc.data_ptr<double>();
   const float* px = x.data_ptr<float>();
-  if (base.defined()) {
-    const float* pb = base.data_ptr<float>();
-    at::parallel_for(0, x.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t j = begin; j < end; ++j)
-        out[j] += weight * (static_cast<double>(pb[j]) + static_cast<double>(px[j]));
-    });
+  const float* py = y.defined() ? y.data_ptr<float>() : nullptr;
+  const int64_t n = x.numel();
+  if (assign) {
+    py ? fold_loop<true, true>(out, px, wx, py, wy, n) : fold_loop<true, false>(out, px, wx, py, wy, n);
   } else {
-    at::parallel_for(0, x.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t j = begin; j < end; ++j) out[j] += weight * static_cast<double>(px[j]);
-    });
+    py ? fold_loop<false, true>(out, px, wx, py, wy, n) : fold_loop<false, false>(out, px, wx, py, wy, n);
   }
+}
+
+torch::Tensor scaled(const torch::Tensor& acc, double scale, c10::ScalarType dtype) {
+  if (dtype != torch::kFloat32 || !acc.is_contiguous()) return (acc * scale).to(dtype);
+  torch::Tensor out = torch::empty(acc.sizes(), acc.options().dtype(torch::kFloat32));
+  const double* in = acc.data_ptr<double>();
+  float* o = out.data_ptr<float>();
+  at::parallel_for(0, acc.numel(), kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) o[j] = static_cast<float>(in[j] * scale);
+  });
+  return out;
 }
 
 torch::Tensor absolute(const torch::Tensor& x, const torch::Tensor& base) {

@@ -11,10 +11,14 @@ namespace ppreid::agg::kernels {
 // Inf in the inputs makes the result non-finite. Same shapes required.
 double squared_distance(const torch::Tensor& a, const torch::Tensor& b);
 
-// acc += weight * x, or weight * (base + x) when `base` is defined (a delta on top of the global
-// weights). `acc` is a contiguous float64 tensor of x's shape.
-void accumulate(torch::Tensor& acc, const torch::Tensor& x, double weight,
-                const torch::Tensor& base);
+// acc = wx * x + wy * y (assign) or acc += wx * x + wy * y, with `y` optional (undefined).
+// `acc` is a contiguous float64 tensor with x's (and y's) number of elements. Folding two updates
+// in one pass reads and writes the float64 sum once for both.
+void fold(torch::Tensor& acc, bool assign, const torch::Tensor& x, double wx,
+          const torch::Tensor& y = {}, double wy = 0.0);
+
+// acc * scale in `dtype` (one pass for float32, no float64 temporary).
+torch::Tensor scaled(const torch::Tensor& acc, double scale, c10::ScalarType dtype);
 
 // The value a site's tensor takes: x itself, or base + x (in x's dtype) for a delta.
 torch::Tensor absolute(const torch::Tensor& x, const torch::Tensor& base);
