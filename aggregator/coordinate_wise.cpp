@@ -1,7 +1,5 @@
 #include "aggregator/coordinate_wise.h"
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -10,6 +8,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "aggregator/parallel.h"
 #include "aggregator/tensor_kernels.h"
 #include "core/util/error.h"
 
@@ -81,7 +80,7 @@ void trimmed_mean_kernel(const std::vector<const float*>& inputs, float* out, st
   const auto network = prune_network(sorting_network(n), k, n - k);
   const double scale = 1.0 / (n - 2 * k);
   const std::int64_t blocks = (numel + kLanes - 1) / kLanes;
-  at::parallel_for(0, blocks, 2048, [&](std::int64_t first, std::int64_t last) {
+  parallel_parts(blocks, 1024, [&](std::int64_t first, std::int64_t last, int) {
     std::vector<float> rows(static_cast<std::size_t>(n) * kLanes);
     for (std::int64_t block = first; block < last; ++block) {
       const std::int64_t start = block * kLanes;

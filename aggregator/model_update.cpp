@@ -1,24 +1,11 @@
 #include "aggregator/model_update.h"
 
-#include <sstream>
 #include <unordered_map>
 #include <vector>
 
 #include "core/util/error.h"
 
 namespace ppreid::agg {
-namespace {
-
-std::string shape_of(const torch::Tensor& t) {
-  if (!t.defined()) return "[undefined]";
-  std::ostringstream out;
-  out << '[';
-  for (int64_t d = 0; d < t.dim(); ++d) out << (d ? "," : "") << t.size(d);
-  out << ']';
-  return out.str();
-}
-
-}  // namespace
 
 std::string_view to_string(UpdateKind kind) {
   return kind == UpdateKind::kDelta ? "delta" : "weights";
@@ -47,7 +34,7 @@ std::string structure_difference(const NamedTensors& expected, const NamedTensor
     }
     const torch::Tensor& want = *it->second;
     if (!tensor.defined() || tensor.sizes() != want.sizes()) {
-      note("'" + name + "' has shape " + shape_of(tensor) + ", expected " + shape_of(want));
+      note("'" + name + "' has shape " + reid::shape_string(tensor) + ", expected " + reid::shape_string(want));
     } else if (tensor.scalar_type() != want.scalar_type()) {
       note("'" + name + "' has dtype " + std::string(c10::toString(tensor.scalar_type())) +
            ", expected " + c10::toString(want.scalar_type()));

@@ -1,13 +1,14 @@
 #include "aggregator/tensor_kernels.h"
 
-#include <ATen/Parallel.h>
+#include <vector>
 
-#include <functional>
+#include "aggregator/parallel.h"
 
 namespace ppreid::agg::kernels {
 namespace {
 
-constexpr int64_t kGrain = 1 << 15;
+// Below this many elements per thread, starting a thread costs more than it saves.
+constexpr int64_t kGrain = 1 << 18;
 
 bool fast(const torch::Tensor& t) {
   return t.scalar_type() == torch::kFloat32 && t.is_contiguous() && t.device().is_cpu();
@@ -23,33 +24,34 @@ double squared_distance(const torch::Tensor& a, const torch::Tensor& b) {
   }
   const float* pa = a.data_ptr<float>();
   const float* pb = b.defined() ? b.data_ptr<float>() : nullptr;
-  return at::parallel_reduce(
-      int64_t{0}, a.numel(), kGrain, 0.0,
-      [&](int64_t begin, int64_t end, double) {
-        // Four partial sums keep the adds independent (the loop cannot be vectorized without
-        // reassociating the sum, which the compiler may not do on its own).
-        double s[4] = {0, 0, 0, 0};
-        int64_t j = begin;
-        for (; j + 4 <= end; j += 4) {
-          for (int k = 0; k < 4; ++k) {
-            double d = static_cast<double>(pa[j + k]) - (pb ? static_cast<double>(pb[j + k]) : 0.0);
-            s[k] += d * d;
-          }
-        }
-        for (; j < end; ++j) {
-          double d = static_cast<double>(pa[j]) - (pb ? static_cast<double>(pb[j]) : 0.0);
-          s[0] += d * d;
-        }
-        return (s[0] + s[1]) + (s[2] + s[3]);
-      },
-      std::plus<double>());
+  std::vector<double> partial(static_cast<std::size_t>(std::max(1, at::get_num_threads())), 0.0);
+  const int parts = parallel_parts(a.numel(), kGrain, [&](int64_t begin, int64_t end, int part) {
+    // Four partial sums keep the adds independent (the loop cannot be vectorized without
+    // reassociating the sum, which the compiler may not do on its own).
+    double s[4] = {0, 0, 0, 0};
+    int64_t j = begin;
+    for (; j + 4 <= end; j += 4) {
+      for (int k = 0; k < 4; ++k) {
+        double d = static_cast<double>(pa[j + k]) - (pb ? static_cast<double>(pb[j + k]) : 0.0);
+        s[k] += d * d;
+      }
+    }
+    for (; j < end; ++j) {
+      double d = static_cast<double>(pa[j]) - (pb ? static_cast<double>(pb[j]) : 0.0);
+      s[0] += d * d;
+    }
+    partial[part] = (s[0] + s[1]) + (s[2] + s[3]);
+  });
+  double sum = 0;
+  for (int p = 0; p < parts; ++p) sum += partial[p];
+  return sum;
 }
 
 namespace {
 
 template <bool kAssign, bool kTwo>
 void fold_loop(double* out, const float* px, double wx, const float* py, double wy, int64_t n) {
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+  parallel_parts(n, kGrain, [&](int64_t begin, int64_t end, int) {
     for (int64_t j = begin; j < end; ++j) {
       double v = wx * static_cast<double>(px[j]);
       if constexpr (kTwo) v += wy * static_cast<double>(py[j]);
@@ -91,7 +93,7 @@ torch::Tensor scaled(const torch::Tensor& acc, double scale, c10::ScalarType dty
   torch::Tensor out = torch::empty(acc.sizes(), acc.options().dtype(torch::kFloat32));
   const double* in = acc.data_ptr<double>();
   float* o = out.data_ptr<float>();
-  at::parallel_for(0, acc.numel(), kGrain, [&](int64_t begin, int64_t end) {
+  parallel_parts(acc.numel(), kGrain, [&](int64_t begin, int64_t end, int) {
     for (int64_t j = begin; j < end; ++j) o[j] = static_cast<float>(in[j] * scale);
   });
   return out;

@@ -1,27 +1,31 @@
 // Aggregation throughput on the shared part of a ResNet-50 ReID model (backbone + BNNeck from
 // reid::ReidModel, 23.5 M float32 parameters plus BatchNorm buffers), N = 2..32 sites:
-//   FedAvgStreaming   agg::FedAvg: each update folded into a float64 running sum on arrival
-//                     (updates come from a pool of 2, as decoded messages that are freed after)
+//   FedAvgStreaming   agg::FedAvg: updates folded (in pairs) into a float64 running sum as they
+//                     arrive; they come from a pool of 2, like decoded messages freed after use
 //   FedAvgNaive       straightforward: keep all N updates, then per element sum_k n_k x_k / n
 //   Median            agg::CoordinateWise (SIMD sorting network per 16 coordinates, N copies)
 //   MedianTorch       straightforward: torch::stack the N updates per tensor, torch::median(0)
 //   Validate          agg::UpdateValidator::admit of one update (structure, NaN/Inf, norm)
 // params_per_s counts every site's parameters (N x P per round). Memory counters: held_MB what
-// the strategy holds at its peak; rss_peak_MB the process's peak RSS during the row (VmHWM,
-// reset per row through /proc/self/clear_refs), rss_growth_MB that peak minus the RSS before
-// the row's aggregation (inputs already made). Threads are the second argument.
+// the strategy holds at its peak; peak_MB the process's peak RSS during the row (VmHWM, reset
+// per row through /proc/self/clear_refs) minus its RSS when the row starts, i.e. the row's
+// inputs plus the aggregation's allocations. Threads are the second argument. For clean peak
+// figures run one row per process:
+//   for r in FedAvgStreaming/32/1 Median/32/2; do build/bench/bench_aggregation --benchmark_filter=$r/; done
 //   build/bench/bench_aggregation
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
 #include <ATen/Parallel.h>
 
+#include <malloc.h>
+
+#include <algorithm>
 #include <fstream>
 #include <string>
 #include <vector>
 
-#include "aggregator/coordinate_wise.h"
-#include "aggregator/fedavg.h"
+#include "aggregator/strategy.h"
 #include "aggregator/update_validator.h"
 #include "core/reid/model.h"
 
@@ -47,29 +51,19 @@ std::int64_t parameter_count(const NamedTensors& t) {
   return n;
 }
 
-// Site k's update: the global weights plus seeded noise, scaled per site so all N differ.
-ModelUpdate make_update(int k) {
-  static std::vector<NamedTensors> noise;
-  if (noise.empty()) {
-    torch::manual_seed(11);
-    for (int p = 0; p < 4; ++p) {
-      NamedTensors n;
-      for (const auto& [name, x] : global_model())
-        n.emplace_back(name, x.is_floating_point() ? torch::randn_like(x) * 0.01 : x);
-      noise.push_back(std::move(n));
-    }
-  }
-  ModelUpdate u;
-  u.site = "site-" + std::to_string(k);
-  u.samples = 500 + 37 * k;
+// `count` updates: site k's is the global weights plus seeded Gaussian noise (std 0.01).
+std::vector<ModelUpdate> make_updates(int count) {
   const auto& base = global_model();
-  for (std::size_t i = 0; i < base.size(); ++i) {
-    const auto& [name, x] = base[i];
-    u.tensors.emplace_back(name, x.is_floating_point()
-                                     ? x + noise[k % 4][i].second * (1.0 + 0.01 * k)
-                                     : x + k);
+  std::vector<ModelUpdate> updates(count);
+  for (int k = 0; k < count; ++k) {
+    torch::manual_seed(1000 + k);
+    ModelUpdate& u = updates[k];
+    u.site = "site-" + std::to_string(k);
+    u.samples = 500 + 37 * k;
+    for (const auto& [name, x] : base)
+      u.tensors.emplace_back(name, x.is_floating_point() ? x + 0.01 * torch::randn_like(x) : x + k);
   }
-  return u;
+  return updates;
 }
 
 long proc_status_kb(const char* key) {
@@ -82,18 +76,20 @@ long proc_status_kb(const char* key) {
 
 void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
+// Peak memory of a row beyond the process's baseline (LibTorch, the global model): the inputs
+// the row needs (all N updates for the naive FedAvg and the medians, a pool of 2 in-flight
+// updates for streaming FedAvg) plus what the aggregation allocates.
 struct MemoryProbe {
   MemoryProbe() {
+    malloc_trim(0);  // give memory freed by earlier work back, so the baseline is what is in use
     reset_peak_rss();
-    start_kb = proc_status_kb("VmRSS:");
+    base_kb = proc_status_kb("VmRSS:");
   }
   void report(benchmark::State& state, std::size_t held_bytes) const {
-    long peak = proc_status_kb("VmHWM:");
-    state.counters["rss_peak_MB"] = peak / 1024.0;
-    state.counters["rss_growth_MB"] = (peak - start_kb) / 1024.0;
+    state.counters["peak_MB"] = (proc_status_kb("VmHWM:") - base_kb) / 1024.0;
     state.counters["held_MB"] = held_bytes / 1048576.0;
   }
-  long start_kb;
+  long base_kb;
 };
 
 void finish_row(benchmark::State& state, int n) {
@@ -104,32 +100,11 @@ void finish_row(benchmark::State& state, int n) {
   state.SetLabel(std::to_string(at::get_num_threads()) + " thread(s)");
 }
 
-void FedAvgStreaming(benchmark::State& state) {
-  const int n = static_cast<int>(state.range(0));
-  at::set_num_threads(static_cast<int>(state.range(1)));
-  std::vector<ModelUpdate> pool = {make_update(0), make_update(1)};
-  agg::FedAvg fedavg({});
-  std::size_t held = 0;
-  MemoryProbe probe;
-  for (auto _ : state) {
-    fedavg.begin_round(global_model());
-    for (int k = 0; k < n; ++k) {
-      fedavg.add(pool[k % 2]);
-      held = std::max(held, fedavg.held_bytes());
-    }
-    NamedTensors result = fedavg.finish();
-    benchmark::DoNotOptimize(result.data());
-  }
-  probe.report(state, held);
-  finish_row(state, n);
-}
-
 void FedAvgNaive(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   at::set_num_threads(1);
-  std::vector<ModelUpdate> kept;
-  for (int k = 0; k < n; ++k) kept.push_back(make_update(k));
   MemoryProbe probe;
+  const std::vector<ModelUpdate> kept = make_updates(n);
   for (auto _ : state) {
     double total = 0;
     for (const auto& u : kept) total += static_cast<double>(u.samples);
@@ -161,33 +136,39 @@ void FedAvgNaive(benchmark::State& state) {
   finish_row(state, n);
 }
 
-void Median(benchmark::State& state) {
+// One round per iteration through the project's strategy: `n` updates taken in turn from
+// `inputs` (a pool of 2 for streaming FedAvg, as decoded messages that are freed after use; all
+// n for the median, which has to hold them).
+void run_strategy(benchmark::State& state, agg::StrategyKind kind, int pool) {
   const int n = static_cast<int>(state.range(0));
   at::set_num_threads(static_cast<int>(state.range(1)));
-  std::vector<ModelUpdate> updates;
-  for (int k = 0; k < n; ++k) updates.push_back(make_update(k));
-  agg::StrategyConfig c;
-  c.kind = agg::StrategyKind::kMedian;
-  agg::CoordinateWise median(c);
-  std::size_t held = 0;
   MemoryProbe probe;
+  const std::vector<ModelUpdate> inputs = make_updates(std::min(n, pool));
+  agg::StrategyConfig c;
+  c.kind = kind;
+  auto strategy = agg::make_strategy(c);
+  std::size_t held = 0;
   for (auto _ : state) {
-    median.begin_round(global_model());
-    for (const auto& u : updates) median.add(u);
-    held = std::max(held, median.held_bytes());
-    NamedTensors result = median.finish();
+    strategy->begin_round(global_model());
+    for (int k = 0; k < n; ++k) {
+      strategy->add(inputs[k % inputs.size()]);
+      held = std::max(held, strategy->held_bytes());
+    }
+    NamedTensors result = strategy->finish();
     benchmark::DoNotOptimize(result.data());
   }
   probe.report(state, held);
   finish_row(state, n);
 }
 
+void FedAvgStreaming(benchmark::State& state) { run_strategy(state, agg::StrategyKind::kFedAvg, 2); }
+void Median(benchmark::State& state) { run_strategy(state, agg::StrategyKind::kMedian, 32); }
+
 void MedianTorch(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   at::set_num_threads(static_cast<int>(state.range(1)));
-  std::vector<ModelUpdate> updates;
-  for (int k = 0; k < n; ++k) updates.push_back(make_update(k));
   MemoryProbe probe;
+  const std::vector<ModelUpdate> updates = make_updates(n);
   for (auto _ : state) {
     NamedTensors result;
     for (std::size_t i = 0; i < global_model().size(); ++i) {
@@ -207,7 +188,7 @@ void MedianTorch(benchmark::State& state) {
 void Validate(benchmark::State& state) {
   at::set_num_threads(static_cast<int>(state.range(0)));
   agg::UpdateValidator validator(agg::ValidationLimits{1e9, 100'000'000});
-  const ModelUpdate update = make_update(1);
+  const ModelUpdate update = make_updates(1)[0];
   std::int64_t round = 0;
   for (auto _ : state) {
     validator.begin_round(round, global_model());

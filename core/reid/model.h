@@ -25,6 +25,9 @@ struct ReidOutput {
 // Named tensors: parameters and buffers keyed by their full module path ("backbone.conv1.weight").
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
+// A tensor's shape for messages: "[2,3]" ("[undefined]" for an undefined tensor).
+std::string shape_string(const torch::Tensor& t);
+
 // The BoT strong baseline (Luo et al. 2019): ResNet backbone with last stride 1, global average
 // pooling, BNNeck and a bias-free linear classifier. Parameters are named backbone.*, neck.* and
 // classifier.*. In federated training the backbone and neck are shared between sites while each
