@@ -117,39 +117,25 @@ std::size_t CoordinateWise::trimmed_per_side(std::size_t n) const {
   return std::min(k, (n - 1) / 2);
 }
 
-void CoordinateWise::begin_round(const NamedTensors& global) {
-  if (global.empty()) throw Error(std::string(to_string(kind())) + ": empty global model");
-  abandon();
-  global_ = global;
-  in_round_ = true;
-}
-
-void CoordinateWise::add(const ModelUpdate& update) {
-  if (!in_round_)
-    throw Error(std::string(to_string(kind())) + ": add outside a round; call begin_round first");
-  require_aligned(global_, update, to_string(kind()));
+void CoordinateWise::on_add(const ModelUpdate& update) {
+  const NamedTensors& g = global();
   std::vector<torch::Tensor> values;
-  values.reserve(global_.size());
-  for (std::size_t i = 0; i < global_.size(); ++i) {
-    const torch::Tensor base = update.kind == UpdateKind::kDelta ? global_[i].second
-                                                                 : torch::Tensor();
+  values.reserve(g.size());
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    const torch::Tensor base = update.kind == UpdateKind::kDelta ? g[i].second : torch::Tensor();
     values.push_back(kernels::absolute(update.tensors[i].second, base).contiguous());
   }
   kept_.push_back(std::move(values));
 }
 
-NamedTensors CoordinateWise::finish() {
-  if (!in_round_)
-    throw Error(std::string(to_string(kind())) + ": finish outside a round");
-  if (kept_.empty())
-    throw Error(std::string(to_string(kind())) + ": no update to aggregate in this round; " +
-                "retry the round");
+NamedTensors CoordinateWise::on_finish() {
+  const NamedTensors& g = global();
   const std::size_t n = kept_.size();
   const int k = static_cast<int>(trimmed_per_side(n));
   NamedTensors out;
-  out.reserve(global_.size());
-  for (std::size_t i = 0; i < global_.size(); ++i) {
-    const torch::Tensor& like = global_[i].second;
+  out.reserve(g.size());
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    const torch::Tensor& like = g[i].second;
     torch::Tensor result;
     if (is_counter(like)) {
       result = kept_[0][i].clone();
@@ -166,17 +152,12 @@ NamedTensors CoordinateWise::finish() {
       result = sorted.narrow(0, k, static_cast<int64_t>(n) - 2 * k).mean(0).to(like.scalar_type());
     }
     for (auto& update : kept_) update[i] = torch::Tensor();  // release as we go
-    out.emplace_back(global_[i].first, std::move(result));
+    out.emplace_back(g[i].first, std::move(result));
   }
-  abandon();
   return out;
 }
 
-void CoordinateWise::abandon() {
-  kept_.clear();
-  global_.clear();
-  in_round_ = false;
-}
+void CoordinateWise::on_clear() { kept_.clear(); }
 
 std::size_t CoordinateWise::held_bytes() const {
   std::size_t bytes = 0;

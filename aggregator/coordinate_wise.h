@@ -24,19 +24,17 @@ class CoordinateWise : public Strategy {
  public:
   explicit CoordinateWise(StrategyConfig config);
 
-  void begin_round(const NamedTensors& global) override;
-  void add(const ModelUpdate& update) override;
-  std::size_t num_updates() const override { return kept_.size(); }
-  NamedTensors finish() override;
-  void abandon() override;
   std::size_t held_bytes() const override;
 
   // The ranks [k, N - k) averaged for N updates: k = (N - 1) / 2 for the median.
   std::size_t trimmed_per_side(std::size_t n) const;
 
+ protected:
+  void on_add(const ModelUpdate& update) override;
+  NamedTensors on_finish() override;
+  void on_clear() override;
+
  private:
-  bool in_round_ = false;
-  NamedTensors global_;
   std::vector<std::vector<torch::Tensor>> kept_;  // [update][tensor], absolute weights
 };
 

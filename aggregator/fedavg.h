@@ -20,11 +20,6 @@ class FedAvg : public Strategy {
  public:
   explicit FedAvg(StrategyConfig config);
 
-  void begin_round(const NamedTensors& global) override;
-  void add(const ModelUpdate& update) override;
-  std::size_t num_updates() const override { return count_; }
-  NamedTensors finish() override;
-  void abandon() override;
   std::size_t held_bytes() const override;
 
   // Sum of the sample counts added this round.
@@ -36,15 +31,15 @@ class FedAvg : public Strategy {
   // the mean in the global's dtype. Server optimizers override this.
   virtual torch::Tensor combine(std::size_t i, torch::Tensor& sum, double scale);
 
-  const NamedTensors& global() const { return global_; }
+  void on_begin() override;
+  void on_add(const ModelUpdate& update) override;
+  NamedTensors on_finish() override;
+  void on_clear() override;
 
  private:
-  void require_round(const char* what) const;
   // Adds the waiting update (weight pending_weight_) and, when given, `next` (weight w) to sums_.
   void fold_pending(const NamedTensors* next, double w);
 
-  bool in_round_ = false;
-  NamedTensors global_;
   std::vector<torch::Tensor> sums_;     // float64 sum_i n_i w_i per floating-point tensor
   std::vector<torch::Tensor> counters_; // maximum per integer tensor
   bool summed_ = false;                 // sums_ hold values (else the next fold assigns)
@@ -52,7 +47,6 @@ class FedAvg : public Strategy {
   double pending_weight_ = 0;
   std::int64_t delta_samples_ = 0;      // samples of delta updates: their n_i * global is added last
   std::int64_t total_samples_ = 0;
-  std::size_t count_ = 0;
 };
 
 }  // namespace ppreid::agg

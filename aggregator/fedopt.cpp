@@ -36,14 +36,15 @@ void FedOpt::init_moments(const NamedTensors& global) {
   }
 }
 
-void FedOpt::begin_round(const NamedTensors& global) {
-  if (names_.empty()) init_moments(global);
+void FedOpt::on_begin() {
+  const NamedTensors& g = global();
+  if (names_.empty()) init_moments(g);
   std::unordered_map<std::string, int> index;
   for (std::size_t s = 0; s < names_.size(); ++s) index.emplace(names_[s], static_cast<int>(s));
-  slot_.assign(global.size(), -1);
+  slot_.assign(g.size(), -1);
   std::size_t found = 0;
-  for (std::size_t i = 0; i < global.size(); ++i) {
-    const auto& [name, t] = global[i];
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    const auto& [name, t] = g[i];
     if (!optimized(name, t)) continue;
     auto it = index.find(name);
     if (it == index.end() || m_[it->second].sizes() != t.sizes())
@@ -57,7 +58,7 @@ void FedOpt::begin_round(const NamedTensors& global) {
     throw Error(std::string(to_string(kind())) + ": the optimizer has moments for " +
                 std::to_string(names_.size()) + " tensors but the global model has " +
                 std::to_string(found) + " to optimize; the model changed");
-  FedAvg::begin_round(global);
+  FedAvg::on_begin();
 }
 
 torch::Tensor FedOpt::combine(std::size_t i, torch::Tensor& sum, double scale) {
@@ -88,8 +89,8 @@ torch::Tensor FedOpt::combine(std::size_t i, torch::Tensor& sum, double scale) {
   return x64.add_(step).to(x.scalar_type());
 }
 
-NamedTensors FedOpt::finish() {
-  NamedTensors out = FedAvg::finish();
+NamedTensors FedOpt::on_finish() {
+  NamedTensors out = FedAvg::on_finish();
   ++step_;
   return out;
 }

@@ -24,8 +24,6 @@ class FedOpt : public FedAvg {
  public:
   explicit FedOpt(StrategyConfig config);
 
-  void begin_round(const NamedTensors& global) override;
-  NamedTensors finish() override;
   std::size_t held_bytes() const override;
 
   StrategyState state() const override;
@@ -35,6 +33,8 @@ class FedOpt : public FedAvg {
   std::int64_t step() const { return step_; }
 
  protected:
+  void on_begin() override;
+  NamedTensors on_finish() override;
   torch::Tensor combine(std::size_t i, torch::Tensor& sum, double scale) override;
 
  private:

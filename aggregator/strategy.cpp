@@ -129,6 +129,52 @@ StrategyConfig StrategyConfig::read(util::ConfigReader& section) {
   return c;
 }
 
+void Strategy::require_round(const char* what) const {
+  if (!in_round_)
+    throw Error(std::string(to_string(kind())) + ": " + what + " outside a round; call " +
+                "begin_round first");
+}
+
+void Strategy::begin_round(const NamedTensors& global) {
+  if (global.empty()) throw Error(std::string(to_string(kind())) + ": empty global model");
+  abandon();
+  global_ = global;
+  in_round_ = true;
+  try {
+    on_begin();
+  } catch (...) {
+    abandon();
+    throw;
+  }
+}
+
+void Strategy::add(const ModelUpdate& update) {
+  require_round("add");
+  require_aligned(global_, update, to_string(kind()));
+  if (update.samples < 1)
+    throw Error(std::string(to_string(kind())) + ": update of site '" + update.site +
+                "' has no samples");
+  on_add(update);
+  ++count_;
+}
+
+NamedTensors Strategy::finish() {
+  require_round("finish");
+  if (count_ == 0)
+    throw Error(std::string(to_string(kind())) + ": no update to aggregate in this round; " +
+                "retry the round");
+  NamedTensors out = on_finish();
+  abandon();
+  return out;
+}
+
+void Strategy::abandon() {
+  on_clear();
+  global_.clear();
+  count_ = 0;
+  in_round_ = false;
+}
+
 StrategyState Strategy::state() const { return StrategyState{kind(), nlohmann::json::object(), {}}; }
 
 void Strategy::require_kind(const StrategyState& state) const {

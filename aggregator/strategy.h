@@ -69,20 +69,23 @@ class Strategy {
   StrategyKind kind() const { return config_.kind; }
   const StrategyConfig& config() const { return config_; }
 
-  // Starts a round from the global weights sent in its Task. They are kept by reference count,
-  // not copied: do not modify them in place until finish() or abandon().
-  virtual void begin_round(const NamedTensors& global) = 0;
+  // Starts a round from the global weights sent in its Task (abandoning a round in progress).
+  // They are kept by reference count, not copied: do not modify them in place until finish()
+  // or abandon().
+  void begin_round(const NamedTensors& global);
   // Folds in one admitted update. Strategies may keep references to its tensors until the next
   // add() (streaming ones) or finish() (median, trimmed mean): do not modify them in place.
-  // Throws ppreid::Error when called outside a round or with a mismatched structure.
-  virtual void add(const ModelUpdate& update) = 0;
-  virtual std::size_t num_updates() const = 0;
+  // Throws ppreid::Error when called outside a round, with a mismatched structure (see
+  // require_aligned) or without samples.
+  void add(const ModelUpdate& update);
+  std::size_t num_updates() const { return count_; }
   // The new global weights (fresh tensors, the global's dtypes); ends the round and, for server
   // optimizers, advances their state: checkpoint the result and state() together. Throws
   // ppreid::Error when no update was added (the round must be retried).
-  virtual NamedTensors finish() = 0;
+  NamedTensors finish();
   // Ends the round without changing anything.
-  virtual void abandon() = 0;
+  void abandon();
+  bool in_round() const { return in_round_; }
   // Bytes the round in progress holds (running sums, kept updates, optimizer moments).
   virtual std::size_t held_bytes() const = 0;
 
@@ -96,10 +99,27 @@ class Strategy {
   virtual void restore(const StrategyState& state, const NamedTensors& global);
 
  protected:
+  // The steps of a round, called by the public functions above once they have checked the
+  // call: on_begin after global() is set; on_add with an aligned update with samples >= 1;
+  // on_finish with at least one update (the round is then cleared); on_clear to drop the
+  // round's data (after finish and on abandon).
+  virtual void on_begin() {}
+  virtual void on_add(const ModelUpdate& update) = 0;
+  virtual NamedTensors on_finish() = 0;
+  virtual void on_clear() = 0;
+
+  const NamedTensors& global() const { return global_; }
   // Throws ppreid::Error when `state` was written by another strategy.
   void require_kind(const StrategyState& state) const;
 
   StrategyConfig config_;
+
+ private:
+  void require_round(const char* what) const;
+
+  bool in_round_ = false;
+  NamedTensors global_;
+  std::size_t count_ = 0;
 };
 
 // The strategy `config.kind` names (config.validate() first).
