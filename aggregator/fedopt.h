@@ -26,6 +26,8 @@ class FedOpt : public FedAvg {
 
   std::size_t held_bytes() const override;
 
+  // Shares the moment tensors (no copy): serialize it (StateStore::save) before the next
+  // finish(), which updates them in place.
   StrategyState state() const override;
   void restore(const StrategyState& state, const NamedTensors& global) override;
 

@@ -1,9 +1,11 @@
 #include "aggregator/update_validator.h"
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "aggregator/tensor_kernels.h"
+#include "core/util/config.h"
 #include "core/util/error.h"
 
 namespace ppreid::agg {
@@ -43,6 +45,19 @@ const std::vector<RejectReason>& all_reject_reasons() {
       RejectReason::kBadSampleCount, RejectReason::kStructureMismatch,
       RejectReason::kNonFinite,      RejectReason::kNormTooLarge};
   return reasons;
+}
+
+ValidationLimits ValidationLimits::read(util::ConfigReader& section) {
+  ValidationLimits limits;
+  if (section.has("max_delta_norm")) {
+    double bound = 0;
+    section.get("max_delta_norm", bound, 1e-12, 1e300);
+    limits.max_delta_norm = bound;
+  }
+  section.get("max_samples", limits.max_samples, std::int64_t{1},
+              std::numeric_limits<std::int64_t>::max());
+  section.finish();
+  return limits;
 }
 
 UpdateValidator::UpdateValidator(ValidationLimits limits) : limits_(limits) {

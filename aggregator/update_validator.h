@@ -9,6 +9,10 @@
 
 #include "aggregator/model_update.h"
 
+namespace ppreid::util {
+class ConfigReader;
+}
+
 namespace ppreid::agg {
 
 // Why an update was refused. The strings of to_string() are stable: metrics.jsonl counts
@@ -40,6 +44,10 @@ struct ValidationLimits {
   // Largest believable sample count (a site's training images); larger counts are refused, as
   // they would let one site dominate FedAvg.
   std::int64_t max_samples = 100'000'000;
+
+  // Reads a config section such as `validation: {max_delta_norm: 50, max_samples: 1000000}`
+  // (max_delta_norm absent: no bound).
+  static ValidationLimits read(util::ConfigReader& section);
 };
 
 // Checks updates against the round in progress. Cheap checks run first (round, site, samples,

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "aggregator/fedavg.h"
+#include "core/util/config.h"
 #include "tests/aggregator/agg_fixtures.h"
 #include "tests/support/errors.h"
 
@@ -175,6 +176,22 @@ TEST_F(UpdateValidatorTest, RefusesBadLimitsAndUseOutsideARound) {
   UpdateValidator fresh;
   ModelUpdate u = valid("a");
   EXPECT_THAT(testing::error_of([&] { fresh.admit(u); }), HasSubstr("begin_round"));
+}
+
+TEST(ValidationLimits, ReadsTheValidationSectionOfAConfig) {
+  auto read = [](const std::string& yaml) {
+    auto reader = util::ConfigReader::from_string(yaml, "aggregator.yaml");
+    auto section = reader.section("validation");
+    return ValidationLimits::read(section);
+  };
+  ValidationLimits limits = read("validation:\n  max_delta_norm: 50\n  max_samples: 20000\n");
+  EXPECT_EQ(limits.max_delta_norm, 50.0);
+  EXPECT_EQ(limits.max_samples, 20000);
+  EXPECT_FALSE(read("validation: {}\n").max_delta_norm.has_value());
+  EXPECT_THAT(testing::error_of([&] { read("validation:\n  max_delta_norm: 0\n"); }),
+              HasSubstr("key 'validation.max_delta_norm': value 0 is out of range"));
+  EXPECT_THAT(testing::error_of([&] { read("validation:\n  max_sample: 5\n"); }),
+              HasSubstr("unknown key 'validation.max_sample'"));
 }
 
 // The acceptance check: NaN, oversized, mismatched, duplicate and stale updates are
