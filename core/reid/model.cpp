@@ -13,15 +13,6 @@ constexpr const char* kHeadPrefix = "classifier.";
 
 bool is_head(const std::string& name) { return name.rfind(kHeadPrefix, 0) == 0; }
 
-std::string shape_string(const torch::Tensor& t) {
-  if (!t.defined()) return "[undefined]";
-  std::ostringstream out;
-  out << '[';
-  for (int64_t d = 0; d < t.dim(); ++d) out << (d ? "," : "") << t.size(d);
-  out << ']';
-  return out.str();
-}
-
 // At most a handful of entries per list, so that loading a resnet50 state into a resnet18 model
 // gives a readable message rather than hundreds of names.
 std::string join_limited(const std::vector<std::string>& items) {
@@ -42,6 +33,15 @@ torch::nn::Linear make_classifier(int feature_dim, int num_classes) {
 }
 
 }  // namespace
+
+std::string shape_string(const torch::Tensor& t) {
+  if (!t.defined()) return "[undefined]";
+  std::ostringstream out;
+  out << '[';
+  for (int64_t d = 0; d < t.dim(); ++d) out << (d ? "," : "") << t.size(d);
+  out << ']';
+  return out.str();
+}
 
 ReidModelImpl::ReidModelImpl(ModelOptions options) : options_(std::move(options)) {
   if (options_.num_classes < 0) {
@@ -116,6 +116,14 @@ NamedTensors ReidModelImpl::collect(bool head) const {
 
 NamedTensors ReidModelImpl::shared_state() const { return collect(false); }
 NamedTensors ReidModelImpl::head_state() const { return collect(true); }
+
+NamedTensors ReidModelImpl::shared_parameters() const {
+  NamedTensors out;
+  for (const auto& item : named_parameters(/*recurse=*/true)) {
+    if (!is_head(item.key())) out.emplace_back(item.key(), item.value());
+  }
+  return out;
+}
 
 void ReidModelImpl::load(const NamedTensors& state, bool head) {
   std::map<std::string, torch::Tensor> live;

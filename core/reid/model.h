@@ -25,6 +25,9 @@ struct ReidOutput {
 // Named tensors: parameters and buffers keyed by their full module path ("backbone.conv1.weight").
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
+// A tensor's shape for messages: "[2,3]" ("[undefined]" for an undefined tensor).
+std::string shape_string(const torch::Tensor& t);
+
 // The BoT strong baseline (Luo et al. 2019): ResNet backbone with last stride 1, global average
 // pooling, BNNeck and a bias-free linear classifier. Parameters are named backbone.*, neck.* and
 // classifier.*. In federated training the backbone and neck are shared between sites while each
@@ -46,6 +49,10 @@ struct ReidModelImpl : torch::nn::Module {
   NamedTensors shared_state() const;
   // Snapshot of classifier.* (empty without a classifier).
   NamedTensors head_state() const;
+  // The live (not cloned) parameters of backbone.* and neck.*, in registration order: what a
+  // site trains and FedProx's proximal term (proximal.h) pulls towards the global weights.
+  // Buffers (BatchNorm statistics) are not parameters and are not included.
+  NamedTensors shared_parameters() const;
   // Copy values in place (no autograd, optimizer references stay valid). The names must be
   // exactly those of shared_state()/head_state() with the same shapes; otherwise nothing is
   // copied and ppreid::Error lists every missing, unexpected and shape-mismatched name.

@@ -69,6 +69,8 @@ void write_file_atomic(const fs::path& path, std::string_view contents) {
   });
 }
 
+void sync_directory(const fs::path& dir) { fsync_path(dir, true); }
+
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot read '" + path.string() + "': " + errno_text());

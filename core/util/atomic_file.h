@@ -17,4 +17,8 @@ void write_atomic_with(const std::filesystem::path& path,
 
 std::string read_file(const std::filesystem::path& path);
 
+// fsyncs a directory so that renames and new entries in it survive a power loss (filesystems
+// that refuse fsync on directories are tolerated: the rename itself is still atomic).
+void sync_directory(const std::filesystem::path& dir);
+
 }  // namespace ppreid::util

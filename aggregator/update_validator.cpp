@@ -1,0 +1,164 @@
+#include "aggregator/update_validator.h"
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "aggregator/tensor_kernels.h"
+#include "core/util/config.h"
+#include "core/util/error.h"
+
+namespace ppreid::agg {
+namespace {
+
+Rejection reject(const ModelUpdate& u, RejectReason reason, std::string detail) {
+  return Rejection{u.site, reason, std::move(detail)};
+}
+
+std::string number(double v) {
+  std::ostringstream out;
+  out.precision(6);
+  out << v;
+  return out.str();
+}
+
+}  // namespace
+
+std::string_view to_string(RejectReason reason) {
+  switch (reason) {
+    case RejectReason::kStaleRound: return "stale_round";
+    case RejectReason::kFutureRound: return "future_round";
+    case RejectReason::kUnexpectedSite: return "unexpected_site";
+    case RejectReason::kDuplicateSite: return "duplicate_site";
+    case RejectReason::kBadSampleCount: return "bad_sample_count";
+    case RejectReason::kStructureMismatch: return "structure_mismatch";
+    case RejectReason::kNonFinite: return "non_finite";
+    case RejectReason::kNormTooLarge: return "norm_too_large";
+  }
+  return "unknown";
+}
+
+const std::vector<RejectReason>& all_reject_reasons() {
+  static const std::vector<RejectReason> reasons = {
+      RejectReason::kStaleRound,     RejectReason::kFutureRound,
+      RejectReason::kUnexpectedSite, RejectReason::kDuplicateSite,
+      RejectReason::kBadSampleCount, RejectReason::kStructureMismatch,
+      RejectReason::kNonFinite,      RejectReason::kNormTooLarge};
+  return reasons;
+}
+
+ValidationLimits ValidationLimits::read(util::ConfigReader& section) {
+  ValidationLimits limits;
+  if (section.has("max_delta_norm")) {
+    double bound = 0;
+    section.get("max_delta_norm", bound, 1e-12, 1e300);
+    limits.max_delta_norm = bound;
+  }
+  section.get("max_samples", limits.max_samples, std::int64_t{1},
+              std::numeric_limits<std::int64_t>::max());
+  section.finish();
+  return limits;
+}
+
+UpdateValidator::UpdateValidator(ValidationLimits limits) : limits_(limits) {
+  if (limits_.max_delta_norm && !(*limits_.max_delta_norm > 0))
+    throw Error("update validation: the norm bound must be > 0, got " +
+                number(*limits_.max_delta_norm));
+  if (limits_.max_samples < 1)
+    throw Error("update validation: the sample limit must be >= 1, got " +
+                std::to_string(limits_.max_samples));
+}
+
+void UpdateValidator::begin_round(std::int64_t round, const NamedTensors& global,
+                                  std::set<std::string> expected_sites) {
+  if (round < 0) throw Error("update validation: round " + std::to_string(round) + " < 0");
+  if (global.empty()) throw Error("update validation: the global model has no tensors");
+  round_ = round;
+  global_ = global;
+  index_.clear();
+  for (std::size_t i = 0; i < global_.size(); ++i) index_.emplace(global_[i].first, i);
+  if (index_.size() != global_.size())
+    throw Error("update validation: the global model names a tensor twice");
+  expected_ = std::move(expected_sites);
+  counted_.clear();
+}
+
+const torch::Tensor& UpdateValidator::global_of(const std::string& name) const {
+  return global_[index_.at(name)].second;
+}
+
+std::optional<Rejection> UpdateValidator::check_header(const ModelUpdate& u) const {
+  if (round_ < 0) throw Error("update validation: no round in progress (call begin_round)");
+  if (u.round < round_)
+    return reject(u, RejectReason::kStaleRound,
+                  "update for round " + std::to_string(u.round) + ", the round in progress is " +
+                      std::to_string(round_));
+  if (u.round > round_)
+    return reject(u, RejectReason::kFutureRound,
+                  "update for round " + std::to_string(u.round) + ", the round in progress is " +
+                      std::to_string(round_));
+  if (!expected_.empty() && !expected_.count(u.site))
+    return reject(u, RejectReason::kUnexpectedSite,
+                  "site '" + u.site + "' was not asked in round " + std::to_string(round_));
+  if (counted_.count(u.site))
+    return reject(u, RejectReason::kDuplicateSite,
+                  "site '" + u.site + "' already has an update counted in round " +
+                      std::to_string(round_));
+  if (u.samples < 1 || u.samples > limits_.max_samples)
+    return reject(u, RejectReason::kBadSampleCount,
+                  "sample count " + std::to_string(u.samples) + " is outside 1.." +
+                      std::to_string(limits_.max_samples));
+  std::string difference = structure_difference(global_, u.tensors);
+  if (!difference.empty()) return reject(u, RejectReason::kStructureMismatch, difference);
+  return std::nullopt;
+}
+
+double UpdateValidator::delta_norm(const ModelUpdate& u) const {
+  double sum = 0;
+  for (const auto& [name, tensor] : u.tensors) {
+    if (is_counter(tensor)) continue;
+    const torch::Tensor& base = u.kind == UpdateKind::kDelta ? torch::Tensor() : global_of(name);
+    sum += kernels::squared_distance(tensor, base);
+  }
+  return std::sqrt(sum);
+}
+
+std::optional<Rejection> UpdateValidator::check_data(const ModelUpdate& u) const {
+  double norm = delta_norm(u);
+  if (!std::isfinite(norm)) {
+    // Rare path: find the tensor to name it. A finite update whose squared distance overflows
+    // is impossible for float32 data (< 1e77 per element), so this is NaN or Inf in the data.
+    for (const auto& [name, tensor] : u.tensors) {
+      if (is_counter(tensor)) continue;
+      if (!torch::isfinite(tensor).all().item<bool>())
+        return reject(u, RejectReason::kNonFinite, "tensor '" + name + "' holds NaN or Inf");
+    }
+    return reject(u, RejectReason::kNonFinite, "the update's distance to the global is not finite");
+  }
+  if (limits_.max_delta_norm && norm > *limits_.max_delta_norm)
+    return reject(u, RejectReason::kNormTooLarge,
+                  "||update - global||_2 = " + number(norm) + " exceeds the bound " +
+                      number(*limits_.max_delta_norm));
+  return std::nullopt;
+}
+
+std::optional<Rejection> UpdateValidator::check(const ModelUpdate& u) const {
+  if (auto r = check_header(u)) return r;
+  return check_data(u);
+}
+
+std::optional<Rejection> UpdateValidator::admit(ModelUpdate& u) {
+  if (auto r = check(u)) return r;
+  bool ordered = true;
+  for (std::size_t i = 0; i < u.tensors.size() && ordered; ++i)
+    ordered = u.tensors[i].first == global_[i].first;
+  if (!ordered) {
+    NamedTensors sorted(global_.size());
+    for (auto& entry : u.tensors) sorted[index_.at(entry.first)] = std::move(entry);
+    u.tensors = std::move(sorted);
+  }
+  counted_.insert(u.site);
+  return std::nullopt;
+}
+
+}  // namespace ppreid::agg
