@@ -1,6 +1,5 @@
 #include "aggregator/state_store.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -13,6 +12,7 @@
 #include "core/util/atomic_dir.h"
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
+#include "core/util/sha256.h"
 
 namespace ppreid::agg {
 namespace fs = std::filesystem;
@@ -24,32 +24,6 @@ constexpr const char* kGlobalFile = "global.pt";
 constexpr const char* kStrategyFile = "strategy.pt";
 constexpr const char* kSitesFile = "sites.json";
 
-std::string sha256_of_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error("cannot read '" + file.string() + "' to check it");
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    throw Error("OpenSSL cannot start a SHA-256 digest");
-  std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    if (in.gcount() > 0 &&
-        EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<std::size_t>(in.gcount())) != 1)
-      throw Error("OpenSSL SHA-256 update failed on '" + file.string() + "'");
-  }
-  if (in.bad()) throw Error("cannot read '" + file.string() + "' to check it");
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), digest.data(), &length) != 1)
-    throw Error("OpenSSL SHA-256 final failed on '" + file.string() + "'");
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
-}
 
 std::string utc_now() {
   std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -166,7 +140,7 @@ void StateStore::save(const AggregatorState& state) {
         step(SaveStep::kSitesWritten);
         nlohmann::json files = nlohmann::json::object();
         for (const char* name : {kGlobalFile, kStrategyFile, kSitesFile})
-          files[name] = {{"bytes", fs::file_size(tmp / name)}, {"sha256", sha256_of_file(tmp / name)}};
+          files[name] = {{"bytes", fs::file_size(tmp / name)}, {"sha256", util::sha256_hex_of_file(tmp / name)}};
         int64_t parameters = 0;
         for (const auto& [name, t] : state.global) parameters += t.numel();
         nlohmann::json manifest = {
@@ -224,7 +198,7 @@ std::optional<AggregatorState> StateStore::load() const {
     if (fs::file_size(file) != bytes)
       throw Error("'" + file.string() + "' has " + std::to_string(fs::file_size(file)) +
                   " bytes, the manifest says " + std::to_string(bytes) + " (truncated or replaced)");
-    if (sha256_of_file(file) != field<std::string>(entry, "sha256", where))
+    if (util::sha256_hex_of_file(file) != field<std::string>(entry, "sha256", where))
       throw Error("'" + file.string() + "' does not match its SHA-256 in the manifest " +
                   "(corrupted or modified)");
   }

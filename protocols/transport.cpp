@@ -4,6 +4,7 @@
 #include <zmq_addon.hpp>
 
 #include <array>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -14,6 +15,17 @@
 
 namespace ppreid::proto {
 namespace {
+
+// zmq_poll, except that a signal (SIGINT/SIGTERM asking a daemon to stop) counts as "nothing
+// arrived" instead of an exception: the caller returns to its loop and sees its stop flag.
+int poll_interruptible(zmq::pollitem_t* items, std::size_t count, std::chrono::milliseconds timeout) {
+  try {
+    return zmq::poll(items, count, timeout);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return 0;
+    throw;
+  }
+}
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -110,7 +122,7 @@ class SocketMonitor {
   // The next event, or nullopt after `timeout`.
   std::optional<Event> next(milliseconds timeout) {
     zmq::pollitem_t item{pair_.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, timeout) == 0) return std::nullopt;
+    if (poll_interruptible(&item, 1, timeout) == 0) return std::nullopt;
     std::vector<zmq::message_t> parts;
     if (!zmq::recv_multipart(pair_, std::back_inserter(parts), zmq::recv_flags::dontwait) ||
         parts.size() < 2 || parts[0].size() < 6)
@@ -254,7 +266,7 @@ std::optional<Received> Server::receive(milliseconds timeout) {
   for (;;) {
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, std::max(left, milliseconds(0))) == 0) return std::nullopt;
+    if (poll_interruptible(&item, 1, std::max(left, milliseconds(0))) == 0) return std::nullopt;
 
     std::vector<zmq::message_t> parts;
     if (!zmq::recv_multipart(socket_, std::back_inserter(parts), zmq::recv_flags::dontwait))
@@ -481,7 +493,7 @@ std::optional<Decoded> Client::receive(milliseconds timeout) {
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     std::array<zmq::pollitem_t, 2> items{{{socket_.handle(), 0, ZMQ_POLLIN, 0},
                                           {monitor_->pair().handle(), 0, ZMQ_POLLIN, 0}}};
-    if (zmq::poll(items.data(), items.size(), std::max(left, milliseconds(0))) == 0)
+    if (poll_interruptible(items.data(), items.size(), std::max(left, milliseconds(0))) == 0)
       return std::nullopt;
     if (items[1].revents & ZMQ_POLLIN) drain_events();
     if (!(items[0].revents & ZMQ_POLLIN)) continue;

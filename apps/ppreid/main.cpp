@@ -5,6 +5,7 @@
 #include <iostream>
 #include <utility>
 
+#include "aggregator/aggregator_command.h"
 #include "apps/ppreid/version_command.h"
 #include "core/data/data_commands.h"
 #include "core/deid/deid_commands.h"
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   ppreid::reid::register_reid_commands(app);
   ppreid::privacy::register_privacy_commands(app);
   ppreid::proto::register_protocol_commands(app);
+  ppreid::agg::register_aggregator_commands(app);
 
   try {
     app.parse(argc, argv);

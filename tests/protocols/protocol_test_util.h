@@ -9,7 +9,15 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+#include <zmq_addon.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+
 #include "protocols/codec.h"
+#include "protocols/keys.h"
 #include "protocols/message.h"
 
 namespace ppreid::testing {
@@ -130,6 +138,40 @@ class LogCapture {
 
   std::shared_ptr<spdlog::logger> previous_;
   std::shared_ptr<Sink> sink_;
+};
+
+// A DEALER that speaks CURVE but sends whatever frames a test gives it.
+class RawSite {
+ public:
+  RawSite(const std::string& endpoint, const std::filesystem::path& secret_file,
+          const proto::PublicKey& server_key)
+      : socket_(context_, zmq::socket_type::dealer) {
+    const proto::KeyPair mine = proto::read_secret_key(secret_file);
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.set(zmq::sockopt::curve_serverkey, server_key.z85());
+    socket_.set(zmq::sockopt::curve_publickey, mine.public_key.z85());
+    socket_.set(zmq::sockopt::curve_secretkey, mine.secret_key.z85());
+    socket_.connect(endpoint);
+  }
+  void send(const std::vector<std::string>& frames) {
+    std::vector<zmq::const_buffer> parts;
+    for (const auto& f : frames) parts.push_back(zmq::buffer(f));
+    ASSERT_TRUE(zmq::send_multipart(socket_, parts));
+  }
+  void send(const proto::Envelope& e, const proto::CodecOptions& options = {}) {
+    send(to_strings(proto::encode(e, options)));
+  }
+  std::optional<proto::Decoded> receive(std::chrono::milliseconds timeout) {
+    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, timeout) == 0) return std::nullopt;
+    std::vector<zmq::message_t> parts;
+    if (!zmq::recv_multipart(socket_, std::back_inserter(parts))) return std::nullopt;
+    return proto::decode(proto::frame_views(parts));
+  }
+
+ private:
+  zmq::context_t context_;
+  zmq::socket_t socket_;
 };
 
 }  // namespace ppreid::testing

@@ -22,6 +22,7 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using testing::one_of_each_type;
+using testing::RawSite;
 
 constexpr auto kWait = 5000ms;  // generous: CI machines are busy; a pass never waits this long
 
@@ -65,39 +66,6 @@ class TransportTest : public ::testing::Test {
 
   testing::TempDir dir_;
   PublicKey aggregator_pub_ = PublicKey::from_bytes({});
-};
-
-// A DEALER that speaks CURVE but sends whatever frames a test gives it.
-class RawSite {
- public:
-  RawSite(const std::string& endpoint, const fs::path& secret_file, const PublicKey& server_key)
-      : socket_(context_, zmq::socket_type::dealer) {
-    const KeyPair mine = read_secret_key(secret_file);
-    socket_.set(zmq::sockopt::linger, 0);
-    socket_.set(zmq::sockopt::curve_serverkey, server_key.z85());
-    socket_.set(zmq::sockopt::curve_publickey, mine.public_key.z85());
-    socket_.set(zmq::sockopt::curve_secretkey, mine.secret_key.z85());
-    socket_.connect(endpoint);
-  }
-  void send(const std::vector<std::string>& frames) {
-    std::vector<zmq::const_buffer> parts;
-    for (const auto& f : frames) parts.push_back(zmq::buffer(f));
-    ASSERT_TRUE(zmq::send_multipart(socket_, parts));
-  }
-  void send(const Envelope& e, const CodecOptions& options = {}) {
-    send(testing::to_strings(encode(e, options)));
-  }
-  std::optional<Decoded> receive(std::chrono::milliseconds timeout) {
-    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, timeout) == 0) return std::nullopt;
-    std::vector<zmq::message_t> parts;
-    if (!zmq::recv_multipart(socket_, std::back_inserter(parts))) return std::nullopt;
-    return decode(frame_views(parts));
-  }
-
- private:
-  zmq::context_t context_;
-  zmq::socket_t socket_;
 };
 
 // The Error a peer got back, or a failure.
