@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "apps/ppreid/version_command.h"
+#include "client/site_command.h"
 #include "core/data/data_commands.h"
 #include "core/deid/deid_commands.h"
 #include "core/deid/pis/pis_commands.h"
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   ppreid::reid::register_reid_commands(app);
   ppreid::privacy::register_privacy_commands(app);
   ppreid::proto::register_protocol_commands(app);
+  ppreid::client::register_site_command(app);
 
   try {
     app.parse(argc, argv);
