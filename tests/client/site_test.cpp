@@ -241,6 +241,12 @@ TEST_F(SiteTest, HelloTaskUpdateStaleTaskEvaluateAndFinish) {
   // FedProx reached the training loss: mu 0.5 and a positive proximal term.
   EXPECT_DOUBLE_EQ(s.last_fedprox_mu, 0.5);
   EXPECT_GT(s.last_proximal_loss, 0.0);
+
+  // Restarted, the site finds its store complete and its head where it left it.
+  Site restarted(load_site_config(dir_ / "site.yaml"));
+  const PrepareReport again = restarted.prepare();
+  EXPECT_FALSE(again.deidentified);
+  EXPECT_TRUE(again.restored_state);
 }
 
 TEST_F(SiteTest, ModelMismatchIsRejectedAndFailsTheSite) {
