@@ -154,8 +154,15 @@ PrepareReport Site::prepare() {
   }
 
   // 3. The store and the model: a classifier over the store's own train identities.
+  // Query/gallery are optional for a site (they only serve Evaluate); without them the loader
+  // reads the train split alone.
+  auto has_images = [&](data::SplitKind kind) {
+    const fs::path dir = c.store / data::split_dir(kind);
+    return fs::is_directory(dir) && !fs::is_empty(dir);
+  };
   data::LoadOptions load;
-  load.require_query_gallery = false;
+  load.require_query_gallery =
+      has_images(data::SplitKind::kQuery) && has_images(data::SplitKind::kGallery);
   store_ = data::load_dataset(c.store, load);
   train_config_ = reid::load_train_config(c.train_config);
   if (c.threads > 0) train_config_.profile.runtime.threads = c.threads;
