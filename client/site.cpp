@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -258,6 +259,10 @@ void Site::connect(const std::atomic<bool>& stop) {
                   "' in '" + config_.file.string() + "' must be the aggregator's .pub file) or " +
                   "the aggregator's allow-list lacks this site ('" + config_.site_id +
                   ".pub' with the public key of '" + config_.secret_key_file.string() + "')");
+    } catch (const zmq::error_t& e) {
+      // A signal interrupted the wait for the handshake: look at the stop flag, then go on.
+      if (e.num() != EINTR) throw;
+      continue;
     } catch (const proto::ConnectError& e) {
       const auto waited = Clock::now() - started;
       if (config_.connect_give_up.count() > 0 && waited + backoff > config_.connect_give_up)
@@ -513,6 +518,9 @@ SiteExit Site::run(const std::atomic<bool>& stop) {
       throw Error("the aggregator at " + config_.endpoint + " refused a reconnect: " + e.what() +
                   "; check aggregator.public_key '" + config_.server_public_key_file.string() +
                   "' and the aggregator's allow-list");
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+      continue;  // a signal interrupted the wait; the loop condition looks at the stop flag
     } catch (const proto::TransportError& e) {
       spdlog::warn("{}{}; backing off {} ms", log_prefix(), e.what(), backoff.count());
       if (!sleep_unless_stopped(backoff, stop)) break;

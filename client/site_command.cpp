@@ -1,12 +1,15 @@
 #include "client/site_command.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <csignal>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "client/site.h"
 #include "client/site_config.h"
@@ -15,12 +18,38 @@
 namespace ppreid::client {
 namespace {
 
-// Set from the signal handler: a lock-free atomic store is async-signal-safe. The site looks at
-// it between steps, so the current step is finished (or the round abandoned) before Bye.
-std::atomic<bool> g_stop{false};
-static_assert(std::atomic<bool>::is_always_lock_free);
+// SIGINT and SIGTERM are blocked in every thread (LibTorch's and ZeroMQ's inherit the mask) and
+// taken by one thread in sigwait(), which sets the stop flag: no handler interrupts a system call
+// halfway, and the site finishes or abandons its current step before it says Bye.
+class StopOnSignal {
+ public:
+  StopOnSignal() {
+    sigemptyset(&signals_);
+    sigaddset(&signals_, SIGINT);
+    sigaddset(&signals_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals_, nullptr);
+    waiter_ = std::thread([this] {
+      int signal = 0;
+      sigwait(&signals_, &signal);
+      if (!done_.load()) {
+        spdlog::info("{} received: stopping after the current step", strsignal(signal));
+        stop_.store(true);
+      }
+    });
+  }
+  ~StopOnSignal() {
+    done_.store(true);
+    pthread_kill(waiter_.native_handle(), SIGTERM);  // wakes sigwait(); the signal is blocked
+    waiter_.join();
+  }
+  const std::atomic<bool>& flag() const { return stop_; }
 
-extern "C" void on_signal(int) { g_stop.store(true); }
+ private:
+  sigset_t signals_{};
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> done_{false};
+  std::thread waiter_;
+};
 
 struct SiteArgs {
   std::string config;
@@ -38,14 +67,9 @@ void run(const SiteArgs& args) {
     std::cerr << "WARNING: aggregator.security is insecure in '" << config.file.string()
               << "': no encryption or authentication. Local experiments only.\n";
   }
-  struct sigaction action {};
-  action.sa_handler = on_signal;
-  sigemptyset(&action.sa_mask);
-  ::sigaction(SIGINT, &action, nullptr);
-  ::sigaction(SIGTERM, &action, nullptr);
-
+  StopOnSignal signals;
   Site site(std::move(config));
-  const SiteExit exit = site.run(g_stop);
+  const SiteExit exit = site.run(signals.flag());
   const SiteStats& s = site.stats();
   spdlog::info("site {}: {} after {} trained round(s), {} update(s) sent, {} evaluation(s)",
                site.config().site_id,
