@@ -2,9 +2,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
 #include <fstream>
 
+#include "core/util/atomic_file.h"
 #include "protocols/keys.h"
+#include "protocols/transport.h"
 #include "tests/support/run_cli.h"
 #include "tests/support/temp_dir.h"
 
@@ -78,6 +86,71 @@ TEST_F(SiteCliTest, InsecureWarnsLoudly) {
   EXPECT_EQ(r.exit_code, 1) << r.out;  // no raw dataset and no synth section
   EXPECT_THAT(r.out, HasSubstr("WARNING: --insecure"));
   EXPECT_THAT(r.out, HasSubstr("raw dataset"));
+}
+
+// The real binary against a scripted aggregator: a signal says Bye "shutdown: ..." and exits 0; a
+// restarted site reuses its store and ends with the federation (Bye "finished").
+TEST_F(SiteCliTest, SignalSaysByeAndFinishedFederationExitsZero) {
+  using namespace std::chrono_literals;
+  namespace fs = std::filesystem;
+  fs::create_directories(dir_ / "allow");
+  proto::write_keypair(dir_ / "aggregator");
+  proto::write_keypair(dir_ / "site-1");
+  fs::copy_file(dir_ / "site-1.pub", dir_ / "allow" / "site-1.pub");
+  proto::ServerOptions o;
+  o.federation_id = "fed";
+  o.secret_key_file = dir_ / "aggregator.key";
+  o.allow_list_dir = dir_ / "allow";
+  o.socket.linger = 0ms;
+  proto::Server server(o);
+
+  std::string file = config("site-1.key");
+  std::string text = util::read_file(file);
+  text.replace(text.find("tcp://127.0.0.1:1"), 17, server.endpoint());
+  text.replace(text.find("  raw: no-such-raw\n"), 19,
+               "  raw: raw\n  synth:\n    profile: " PPREID_SOURCE_DIR "/configs/tiny.yaml\n"
+               "    ids: 8\n");
+  std::ofstream(file) << text;
+
+  auto spawn = [&](const std::string& log) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    std::vector<std::string> args = {PPREID_BINARY, "site", "--config", file};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    EXPECT_EQ(posix_spawn(&pid, PPREID_BINARY, &actions, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    return pid;
+  };
+  auto expect = [&](proto::MessageType type) {
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < deadline)
+      if (auto r = server.receive(200ms); r && r->envelope.type() == type) return *r;
+    ADD_FAILURE() << "no " << proto::to_string(type);
+    return proto::Received{};
+  };
+  auto exit_code = [](pid_t pid) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+
+  pid_t first = spawn((dir_ / "first.log").string());
+  expect(proto::MessageType::kHello);
+  ::kill(first, SIGTERM);
+  proto::Received bye = expect(proto::MessageType::kBye);
+  EXPECT_THAT(std::get<proto::Bye>(bye.envelope.payload).reason, HasSubstr("shutdown: "));
+  EXPECT_EQ(exit_code(first), 0) << util::read_file(dir_ / "first.log");
+
+  pid_t second = spawn((dir_ / "second.log").string());
+  proto::Received hello = expect(proto::MessageType::kHello);
+  server.send(hello.peer, 0, proto::Bye{"finished: test over"});
+  EXPECT_EQ(exit_code(second), 0) << util::read_file(dir_ / "second.log");
+  EXPECT_THAT(util::read_file(dir_ / "second.log"), HasSubstr("not de-identifying again"));
 }
 
 }  // namespace
