@@ -7,6 +7,7 @@
 
 #include "aggregator/aggregator_command.h"
 #include "apps/ppreid/version_command.h"
+#include "client/site_command.h"
 #include "core/data/data_commands.h"
 #include "core/deid/deid_commands.h"
 #include "core/deid/pis/pis_commands.h"
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   ppreid::privacy::register_privacy_commands(app);
   ppreid::proto::register_protocol_commands(app);
   ppreid::agg::register_aggregator_commands(app);
+  ppreid::client::register_site_command(app);
 
   try {
     app.parse(argc, argv);

@@ -4,11 +4,9 @@
 #include <iostream>
 #include <thread>
 
-#include "core/deid/baselines.h"
 #include "core/deid/deid_runner.h"
-#include "core/deid/image_dp.h"
+#include "core/deid/method_factory.h"
 #include "core/deid/pis/one_time_key.h"
-#include "core/deid/pis/pis_deidentifier.h"
 #include "core/util/error.h"
 #include "core/util/paths.h"
 #include "core/util/threads.h"
@@ -57,83 +55,36 @@ void check_one_time_key(const DeidArgs& a) {
   pis::read_key_file(a.key_file);  // throws on a missing, unsafe or malformed key file
 }
 
-// "S" and "L" are the papers' 11x5 and 21x11 kernels (rows x columns); "HxW" is any odd size.
-std::pair<int, int> parse_kernel(const std::string& text) {
-  if (text == "S") return {11, 5};
-  if (text == "L") return {21, 11};
-  int h = 0, w = 0;
-  char x = 0, extra = 0;
-  if (std::sscanf(text.c_str(), "%d%c%d%c", &h, &x, &w, &extra) == 3 && x == 'x') return {h, w};
-  throw UsageError("--kernel: '" + text + "' is not S, L or ROWSxCOLS (for example 25x25)");
-}
-
+// The flags the user gave, as a MethodSpec: flags left out take the factory's defaults, and the
+// factory refuses flags of another method.
 std::unique_ptr<Deidentifier> make_method(const DeidArgs& a, const CLI::App& cmd) {
   auto given = [&](const char* flag) { return cmd.get_option(flag)->count() > 0; };
-  auto only_for = [&](std::initializer_list<const char*> flags, const std::string& method) {
-    for (const char* f : flags)
-      if (given(f) && a.method != method)
-        throw UsageError(std::string(f) + " applies to --method " + method + " only");
-  };
-  only_for({"--epsilon", "--pixel-bits", "--calibration", "--preset"}, "dp");
-  only_for({"--model", "--k", "--lambda", "--max-weight", "--sample", "--partner-attribute",
-            "--partners", "--one-time-key", "--key-file"},
-           "pis");
-  if (given("--seed") && a.method != "dp" && a.method != "pis")
-    throw UsageError("--seed applies to --method dp and pis only");
-  only_for({"--kernel"}, "blur");
-  only_for({"--block"}, "pixelate");
-  if (given("--color-bits") && a.method != "dp" && a.method != "quantize")
-    throw UsageError("--color-bits applies to --method dp and quantize only");
-
-  if (a.method == "dp") {
-    ImageDpOptions o;
-    if (given("--preset")) {
-      if (given("--pixel-bits") || given("--color-bits"))
-        throw UsageError("--preset sets --pixel-bits and --color-bits; give one or the other");
-      if (a.preset.size() != 1) throw UsageError("--preset must be one of A, B, C, D");
-      o = image_dp_preset(a.preset[0], a.epsilon);
-    } else {
-      o.pixel_bits = a.pixel_bits;
-      o.color_bits = a.color_bits;
-    }
-    o.epsilon = a.epsilon;
-    o.calibration = a.calibration == "paper" ? Calibration::kPaper : Calibration::kTight;
-    if (given("--seed")) o.seed = a.seed;
-    return std::make_unique<ImageDp>(o);
-  }
+  MethodSpec s;
+  s.method = a.method;
+  s.resume = a.run.resume;
+  if (given("--epsilon")) s.epsilon = a.epsilon;
+  if (given("--pixel-bits")) s.pixel_bits = a.pixel_bits;
+  if (given("--color-bits")) s.color_bits = a.color_bits;
+  if (given("--calibration")) s.calibration = a.calibration;
+  if (given("--preset")) s.preset = a.preset;
+  if (given("--seed")) s.seed = a.seed;
+  if (given("--model")) s.model = a.model;
+  if (given("--k")) s.k = a.k;
+  if (given("--lambda")) s.lambda = a.lambda;
+  if (given("--max-weight")) s.max_weight = a.max_weight;
+  if (given("--sample")) s.sample = a.sample;
+  if (given("--partner-attribute")) s.partner_attribute = a.partner_attribute;
+  if (given("--partners")) s.partners = a.partners;
+  if (given("--one-time-key")) s.one_time_key = a.one_time_key;
+  if (given("--key-file")) s.key_file = a.key_file;
+  if (given("--kernel")) s.kernel = a.kernel;
+  if (given("--block")) s.block = a.block;
   if (a.method == "pis") {
     if (a.model.empty())
       throw UsageError("--method pis needs --model DIR (the checkpoint of `ppreid pis train`)");
     check_one_time_key(a);
-    pis::PisShiftOptions o;
-    o.model = a.model;
-    o.k = a.k;
-    o.lambda = a.lambda;
-    o.max_weight = a.max_weight;
-    o.sample = a.sample;
-    o.opposite_attribute = a.partner_attribute;
-    if (!a.partners.empty()) o.partners = a.partners;
-    if (given("--seed")) o.seed = a.seed;
-    if (!a.one_time_key.empty()) {
-      o.one_time_key = a.one_time_key;
-      o.key_file = a.key_file;
-      o.reuse_one_time_key = a.run.resume;
-    } else if (a.run.resume && !given("--seed")) {
-      // A CSPRNG plan cannot be drawn again; only its one-time key can bring it back.
-      throw UsageError("--resume with --method pis needs the interrupted run's --one-time-key and "
-                       "--key-file (or its --seed): a new random shift would release people twice");
-    }
-    return std::make_unique<pis::PisDeidentifier>(o);
   }
-  if (a.method == "blur") {
-    auto [h, w] = parse_kernel(a.kernel);
-    return std::make_unique<GaussianBlur>(h, w);
-  }
-  if (a.method == "pixelate") return std::make_unique<Pixelate>(a.block);
-  if (a.method == "quantize") return std::make_unique<Quantize>(given("--color-bits") ? a.color_bits : 4);
-  if (a.method == "remove-head") return std::make_unique<RemoveRegion>(BodyRegion::kHead);
-  if (a.method == "remove-body") return std::make_unique<RemoveRegion>(BodyRegion::kBody);
-  return std::make_unique<Identity>();
+  return make_deidentifier(s);
 }
 
 void run(DeidArgs& a, const CLI::App& cmd) {
@@ -177,8 +128,7 @@ void register_deid_commands(CLI::App& app) {
   cmd->add_option("--method", a->method,
                   "pis, dp, blur, pixelate, quantize, remove-head, remove-body, none")
       ->required()
-      ->check(CLI::IsMember(
-          {"pis", "dp", "blur", "pixelate", "quantize", "remove-head", "remove-body", "none"}));
+      ->check(CLI::IsMember(method_names()));
   cmd->add_option("--in", a->in, "Input dataset (Market-1501 or DukeMTMC layout)")->required();
   cmd->add_option("--out", a->out, "Output directory (new or empty; never inside --in)")->required();
   cmd->add_option("--epsilon", a->epsilon, "dp: privacy budget per image (> 0; 'inf' = no noise)");

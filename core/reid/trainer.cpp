@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 
 #include "core/data/loader.h"
@@ -11,6 +10,7 @@
 #include "core/reid/features.h"
 #include "core/reid/losses.h"
 #include "core/reid/model.h"
+#include "core/reid/train_step.h"
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
 #include "core/util/progress.h"
@@ -54,11 +54,8 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
 
   ReidModel model(ModelOptions{config.backbone, dataset.num_train_ids, true});
   CenterLoss center(dataset.num_train_ids, model->feature_dim());
-  std::vector<torch::Tensor> params;
-  for (auto& p : model->parameters())
-    if (p.requires_grad()) params.push_back(p);
   torch::optim::Adam optimizer(
-      params, torch::optim::AdamOptions(config.optimizer.lr).weight_decay(config.optimizer.weight_decay));
+      trainable_parameters(model), torch::optim::AdamOptions(config.optimizer.lr).weight_decay(config.optimizer.weight_decay));
   torch::optim::SGD center_optimizer(center->parameters(),
                                      torch::optim::SGDOptions(config.optimizer.center_lr));
 
@@ -108,7 +105,7 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
   }
 
   data::TrainLoader loader(dataset, profile.transform, profile.loader);
-  const LossWeights& w = config.loss.weights;
+  StepContext step{model, center, optimizer, center_optimizer, config.loss, {}};
   TrainSummary summary;
   std::string metrics_lines = fs::exists(options.out / "metrics.jsonl") && options.resume
                                   ? util::read_file(options.out / "metrics.jsonl")
@@ -126,47 +123,32 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
                                 profile.loader.p * profile.loader.k,
                             "epoch " + std::to_string(epoch + 1) + "/" +
                                 std::to_string(config.schedule.epochs));
-    double loss_sum = 0, id_sum = 0, tri_sum = 0, cen_sum = 0, ctl_sum = 0;
-    int steps = 0;
+    LossMeans means;
     while (auto batch = loader.next()) {
-      ReidOutput out = model->forward(batch->images);
-      LossParts parts = combined_loss(out, batch->labels, w, w.use_center ? &center : nullptr,
-                                      config.loss.label_smoothing, config.loss.margin);
-      double total = parts.total.item<double>();
-      if (!std::isfinite(total))
-        throw Error("the training loss became " + std::to_string(total) + " at epoch " +
-                    std::to_string(epoch + 1) + " step " + std::to_string(steps + 1) +
-                    "; lower optimizer.lr in " + profile.source +
-                    " (the last checkpoint is kept)");
-      optimizer.zero_grad();
-      center_optimizer.zero_grad();
-      parts.total.backward();
-      optimizer.step();
-      if (w.use_center) {
-        // BoT: undo the loss weight for the centres so they move at center_lr.
-        for (auto& p : center->parameters())
-          if (p.grad().defined()) p.mutable_grad().mul_(1.0 / w.center);
-        center_optimizer.step();
-      }
-      loss_sum += total, id_sum += parts.id, tri_sum += parts.triplet, cen_sum += parts.center,
-          ctl_sum += parts.centroid;
-      ++steps;
+      StepLosses parts = train_step(step, *batch, [&](double total) {
+        return "the training loss became " + std::to_string(total) + " at epoch " +
+               std::to_string(epoch + 1) + " step " + std::to_string(means.steps() + 1) +
+               "; lower optimizer.lr in " + profile.source + " (the last checkpoint is kept)";
+      });
+      means.add(parts);
       images_seen += batch->size();
-      progress.set_suffix("loss " + fixed3(total) + " (id " + fixed3(parts.id) + " tri " +
+      progress.set_suffix("loss " + fixed3(parts.total) + " (id " + fixed3(parts.id) + " tri " +
                           fixed3(parts.triplet) + " ctl " + fixed3(parts.centroid) + ")");
       progress.tick(batch->size());
     }
     progress.finish();
     train_seconds += progress.seconds();
-    if (steps == 0) throw Error("epoch " + std::to_string(epoch + 1) + " produced no batches");
+    if (means.steps() == 0)
+      throw Error("epoch " + std::to_string(epoch + 1) + " produced no batches");
+    const StepLosses mean = means.mean();
 
     nlohmann::json line = {{"epoch", epoch + 1},
                            {"lr", lr},
-                           {"loss", loss_sum / steps},
-                           {"loss_id", id_sum / steps},
-                           {"loss_triplet", tri_sum / steps},
-                           {"loss_center", cen_sum / steps},
-                           {"loss_centroid", ctl_sum / steps},
+                           {"loss", mean.total},
+                           {"loss_id", mean.id},
+                           {"loss_triplet", mean.triplet},
+                           {"loss_center", mean.center},
+                           {"loss_centroid", mean.centroid},
                            {"images_per_second", progress.rate()}};
     bool last = epoch + 1 == config.schedule.epochs;
     bool eval_now = options.evaluate &&
@@ -189,7 +171,7 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
                        : std::string());
     }
     spdlog::info("epoch {}/{}: loss {:.4f}, lr {:.2e}, {:.0f} images/s", epoch + 1,
-                 config.schedule.epochs, loss_sum / steps, lr, progress.rate());
+                 config.schedule.epochs, mean.total, lr, progress.rate());
 
     info.epoch = epoch;
     save_checkpoint(ckpt_dir, model, info, [&](const fs::path& file) {
@@ -205,7 +187,7 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
     metrics_lines += line.dump() + "\n";
     util::write_file_atomic(options.out / "metrics.jsonl", metrics_lines);
     summary.last_epoch = epoch;
-    summary.final_loss = loss_sum / steps;
+    summary.final_loss = mean.total;
     ++summary.epochs_run;
   }
 

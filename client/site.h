@@ -1,0 +1,109 @@
+#pragma once
+
+// The site runtime: ingest -> de-identify -> train -> federate. One Site per process in
+// production (`ppreid site`); tests run one in a thread against a scripted aggregator.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "client/site_config.h"
+#include "core/data/dataset.h"
+#include "core/reid/losses.h"
+#include "core/reid/model.h"
+#include "core/reid/train_config.h"
+#include "protocols/message.h"
+#include "protocols/transport.h"
+
+namespace ppreid::client {
+
+// What prepare() found and did.
+struct PrepareReport {
+  bool generated_raw = false;    // data.synth wrote the raw dataset
+  bool deidentified = false;     // the store was (re)written in this start
+  bool resumed = false;          // ...finishing an interrupted de-identification
+  bool restored_state = false;   // the head and centres came from data.state
+  proto::DatasetSummary summary;
+};
+
+// Counters of one run, for logs and tests (read them after run() returned).
+struct SiteStats {
+  std::uint64_t hellos = 0;
+  std::uint64_t tasks_trained = 0;
+  std::uint64_t stale_tasks = 0;
+  std::uint64_t updates_sent = 0;
+  std::uint64_t updates_dropped = 0;  // could not be sent within the attempts
+  std::uint64_t evaluations = 0;
+  std::uint64_t heartbeats = 0;
+  std::uint64_t errors_received = 0;
+  double last_fedprox_mu = 0.0;       // of the last Task trained
+  double last_proximal_loss = 0.0;    // its mean FedProx term (0 when mu is 0)
+};
+
+enum class SiteExit {
+  kFinished,  // the aggregator said Bye "finished...": the federation is over
+  kStopped,   // the stop flag was set (a signal): Bye "shutdown: ..." was sent
+};
+
+// Session conventions (docs/PROTOCOL.md, the aggregator implements the other side):
+//  * Hello (round 0) on connect and again whenever the transport re-handshook (aggregator
+//    restarted); Heartbeat "idle" every heartbeat_interval, "training round R" while training.
+//  * Task round R: dropped when R is below the highest Task round seen; otherwise the weights
+//    must match this site's shared part (else ErrorMessage kRejected and the site fails), it
+//    trains, sends Update round R (full weights, sample_count = store train images) and saves
+//    its head and centres to data.state.
+//  * Evaluate round R: evaluated on a second model, so training state is untouched; EvalResult
+//    round R (query_count 0 and no metrics when there is no query split or evaluation is off).
+//  * ErrorMessage: logged. Bye "finished...": run() returns kFinished. Any other Bye: the
+//    aggregator is going away; the site waits for it to come back.
+class Site {
+ public:
+  explicit Site(SiteConfig config);
+  ~Site();
+  Site(const Site&) = delete;
+  Site& operator=(const Site&) = delete;
+
+  // Raw dataset (generated when data.synth says so) -> de-identified store (skipped when it is
+  // complete for the same method and parameters, resumed when interrupted, refused when it holds
+  // another method's output) -> model with the saved head and centres. run() calls it if needed.
+  PrepareReport prepare();
+
+  // Connects (retrying with back-off until runtime.connect_give_up), says Hello and serves the
+  // aggregator until it says Bye "finished" or `stop` becomes true. Throws ppreid::Error for
+  // failures that retrying cannot fix (a wrong pinned key, a model mismatch, bad data).
+  SiteExit run(const std::atomic<bool>& stop);
+
+  const SiteConfig& config() const { return config_; }
+  const SiteStats& stats() const { return stats_; }
+
+ private:
+  void check_keys() const;
+  void connect(const std::atomic<bool>& stop);
+  void say_hello();
+  void heartbeat(const std::string& status);
+  bool handle(const proto::Decoded& message, const std::atomic<bool>& stop);
+  void on_task(std::uint64_t round, const proto::Task& task, const std::atomic<bool>& stop);
+  void on_evaluate(std::uint64_t round, const proto::Evaluate& evaluate);
+  void save_state(std::uint64_t round);
+  void restore_state();
+  std::string log_prefix() const;
+
+  SiteConfig config_;
+  reid::TrainConfig train_config_;
+  std::optional<data::Dataset> store_;
+  PrepareReport report_;
+  reid::ReidModel model_{nullptr};
+  reid::CenterLoss center_{nullptr};
+  std::unique_ptr<proto::Client> client_;
+  bool prepared_ = false;
+  bool restored_state_ = false;
+  std::uint64_t handshakes_seen_ = 0;
+  bool hello_pending_ = false;
+  std::optional<std::uint64_t> highest_task_round_;
+  reid::NamedTensors last_task_weights_;
+  SiteStats stats_;
+};
+
+}  // namespace ppreid::client

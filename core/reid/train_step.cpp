@@ -1,0 +1,59 @@
+#include "core/reid/train_step.h"
+
+#include <cmath>
+
+#include "core/reid/proximal.h"
+#include "core/util/error.h"
+
+namespace ppreid::reid {
+
+void LossMeans::add(const StepLosses& s) {
+  sum_.total += s.total, sum_.id += s.id, sum_.triplet += s.triplet, sum_.center += s.center,
+      sum_.centroid += s.centroid, sum_.proximal += s.proximal;
+  ++steps_;
+}
+
+StepLosses LossMeans::mean() const {
+  if (steps_ == 0) return {};
+  const double n = steps_;
+  return {sum_.total / n,    sum_.id / n,       sum_.triplet / n,
+          sum_.center / n,   sum_.centroid / n, sum_.proximal / n};
+}
+
+std::vector<torch::Tensor> trainable_parameters(const ReidModel& model) {
+  std::vector<torch::Tensor> params;
+  for (auto& p : model->parameters())
+    if (p.requires_grad()) params.push_back(p);
+  return params;
+}
+
+StepLosses train_step(StepContext& ctx, const data::Batch& batch,
+                      const std::function<std::string(double total)>& describe) {
+  const LossWeights& w = ctx.loss.weights;
+  ReidOutput out = ctx.model->forward(batch.images);
+  LossParts parts = combined_loss(out, batch.labels, w, w.use_center ? &ctx.center : nullptr,
+                                  ctx.loss.label_smoothing, ctx.loss.margin);
+  torch::Tensor objective = parts.total;
+  double proximal = 0;
+  if (ctx.proximal.mu > 0) {
+    torch::Tensor term =
+        proximal_term(ctx.model->shared_parameters(), *ctx.proximal.global, ctx.proximal.mu);
+    proximal = term.item<double>();
+    objective = objective + term;
+  }
+  const double total = objective.item<double>();
+  if (!std::isfinite(total)) throw Error(describe(total));
+  ctx.optimizer.zero_grad();
+  ctx.center_optimizer.zero_grad();
+  objective.backward();
+  ctx.optimizer.step();
+  if (w.use_center) {
+    // BoT: undo the loss weight for the centres so they move at center_lr.
+    for (auto& p : ctx.center->parameters())
+      if (p.grad().defined()) p.mutable_grad().mul_(1.0 / w.center);
+    ctx.center_optimizer.step();
+  }
+  return {total, parts.id, parts.triplet, parts.center, parts.centroid, proximal};
+}
+
+}  // namespace ppreid::reid

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+
+#include "core/data/loader.h"
+#include "core/reid/losses.h"
+#include "core/reid/model.h"
+#include "core/reid/train_config.h"
+
+namespace ppreid::reid {
+
+// The unweighted loss parts of one step (or their means over several), for logs and metrics.
+struct StepLosses {
+  double total = 0, id = 0, triplet = 0, center = 0, centroid = 0;
+  double proximal = 0;  // FedProx's mu/2 ||w - w_global||^2; 0 outside federated rounds
+};
+
+// Running sums of StepLosses; mean() divides by the steps added.
+class LossMeans {
+ public:
+  void add(const StepLosses& s);
+  StepLosses mean() const;
+  int steps() const { return steps_; }
+
+ private:
+  StepLosses sum_;
+  int steps_ = 0;
+};
+
+// FedProx's anchor for a step: the round's global weights and mu (> 0 adds the term).
+struct ProximalAnchor {
+  const NamedTensors* global = nullptr;
+  double mu = 0.0;
+};
+
+// What one optimization step works on. The whole-run trainer and a site's federated round both
+// train through train_step(), so the BoT recipe (loss parts, centre-loss gradient rescaling, the
+// order of zero_grad/backward/step) lives in one place.
+struct StepContext {
+  ReidModel& model;
+  CenterLoss& center;
+  torch::optim::Optimizer& optimizer;         // the model's (Adam)
+  torch::optim::Optimizer& center_optimizer;  // the centres' own SGD
+  const LossOptions& loss;
+  ProximalAnchor proximal;
+};
+
+// One step on `batch` (the model must be in train mode). A NaN/Inf loss throws ppreid::Error
+// whose message is `describe(total)` before any weight changes, so the caller's last good state
+// stays intact and the message can say where it happened and what to do.
+StepLosses train_step(StepContext& ctx, const data::Batch& batch,
+                      const std::function<std::string(double total)>& describe);
+
+// The trainable parameters of `model` (what Adam optimizes).
+std::vector<torch::Tensor> trainable_parameters(const ReidModel& model);
+
+}  // namespace ppreid::reid
