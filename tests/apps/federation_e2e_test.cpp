@@ -1,0 +1,129 @@
+// A whole federation in one process: the real Aggregator daemon and two real Sites (synthetic
+// data, image DP, tiny model), each on its own thread, over CURVE on loopback.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include "aggregator/aggregator.h"
+#include "aggregator/state_store.h"
+#include "client/site.h"
+#include "client/site_config.h"
+#include "core/data/synth/generator.h"
+#include "protocols/keys.h"
+#include "tests/support/synth.h"
+#include "tests/support/temp_dir.h"
+
+namespace ppreid {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(FederationTest, TwoSitesTrainTwoRoundsAndEvaluateTheGlobalModel) {
+  testing::TempDir dir;
+  fs::create_directories(dir / "allow");
+  proto::write_keypair(dir / "aggregator");
+  for (const char* id : {"site-1", "site-2"}) {
+    proto::write_keypair(dir / id);
+    fs::copy_file(dir / (std::string(id) + ".pub"), dir / "allow" / (std::string(id) + ".pub"));
+  }
+  const std::string tiny = std::string(PPREID_SOURCE_DIR) + "/configs/train/tiny.yaml";
+  agg::AggregatorConfig ac = agg::parse_aggregator_config(
+      "federation_id: e2e\nlisten: tcp://127.0.0.1:*\n"
+      "security: {secret_key: aggregator.key, allow_list: allow}\n"
+      "state_dir: state\nmodel: " + tiny + "\nthreads: 1\nrounds: 2\n"
+      "sites: {min_sites: 2, min_updates: 2, round_timeout: 300, site_timeout: 30}\n"
+      "task: {local_epochs: 2}\n"
+      "evaluation: {sites: true, timeout: 120}\n",
+      "e2e.yaml", dir.path());
+  agg::Aggregator aggregator(ac);
+  const auto initial = aggregator.global();
+
+  std::vector<std::unique_ptr<client::Site>> sites;
+  for (int k = 1; k <= 2; ++k) {
+    const std::string id = "site-" + std::to_string(k);
+    data::synth::generate(testing::small_synth(12, 2, 6, 64, 32, 100 + k), dir / id / "raw");
+    const fs::path file = dir / (id + ".yaml");
+    std::ofstream(file) << "site_id: " << id << "\nfederation_id: e2e\n"
+                        << "aggregator: {endpoint: '" << aggregator.endpoint()
+                        << "', public_key: aggregator.pub}\n"
+                        << "secret_key: " << id << ".key\n"
+                        << "data: {raw: " << id << "/raw, store: " << id << "/store, state: " << id
+                        << "/state}\n"
+                        << "deid: {method: dp, epsilon: 1.0, pixel-bits: 1, seed: " << k
+                        << ", threads: 1}\n"
+                        << "training: {config: " << tiny << ", threads: 1}\n"
+                        << "runtime: {heartbeat_interval: 0.5}\n";
+    sites.push_back(std::make_unique<client::Site>(client::load_site_config(file)));
+  }
+
+  std::atomic<bool> stop{false};
+  std::optional<agg::RunOutcome> outcome;
+  std::string aggregator_error;
+  std::thread agg_thread([&] {
+    try {
+      outcome = aggregator.run(stop);
+    } catch (const std::exception& e) {
+      aggregator_error = e.what();
+    }
+  });
+  std::vector<std::optional<client::SiteExit>> exits(2);
+  std::vector<std::string> site_errors(2);
+  std::vector<std::thread> site_threads;
+  for (int k = 0; k < 2; ++k)
+    site_threads.emplace_back([&, k] {
+      try {
+        exits[k] = sites[k]->run(stop);
+      } catch (const std::exception& e) {
+        site_errors[k] = e.what();
+      }
+    });
+  agg_thread.join();
+  for (auto& t : site_threads) t.join();
+
+  ASSERT_EQ(aggregator_error, "");
+  EXPECT_EQ(outcome, agg::RunOutcome::kFinished);
+  for (int k = 0; k < 2; ++k) {
+    SCOPED_TRACE(k);
+    EXPECT_EQ(site_errors[k], "");
+    EXPECT_EQ(exits[k], client::SiteExit::kFinished);
+    EXPECT_EQ(sites[k]->stats().tasks_trained, 2u);
+    EXPECT_EQ(sites[k]->stats().updates_sent, 2u);
+    EXPECT_EQ(sites[k]->stats().evaluations, 2u);
+  }
+  EXPECT_EQ(aggregator.round(), 2);
+  // The model moved, and what the aggregator holds is what it checkpointed.
+  double moved = 0;
+  for (std::size_t i = 0; i < initial.size(); ++i)
+    if (initial[i].second.is_floating_point())
+      moved += (aggregator.global()[i].second - initial[i].second).abs().sum().item<double>();
+  EXPECT_GT(moved, 0.0);
+  auto saved = agg::StateStore(dir / "state").load();
+  ASSERT_TRUE(saved);
+  EXPECT_EQ(saved->round, 2);
+  EXPECT_TRUE(saved->sites.find("site-1") && saved->sites.find("site-2"));
+  EXPECT_EQ(saved->sites.find("site-1")->last_seen_round, 2);
+
+  // Every round: two updates, the sites' evaluation of the new model, nothing rejected.
+  std::ifstream in(dir / "state" / "metrics.jsonl");
+  int rounds = 0;
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    SCOPED_TRACE(line);
+    EXPECT_EQ(j["outcome"], "completed");
+    EXPECT_EQ(j["updates_accepted"], 2);
+    EXPECT_EQ(j["updates_rejected"], 0);
+    ASSERT_TRUE(j.contains("eval"));
+    const double map = j["eval"]["sites"]["mAP"].get<double>();
+    EXPECT_GT(map, 0.0);
+    EXPECT_LE(map, 1.0);
+    EXPECT_GT(j["eval"]["sites"]["queries"].get<int>(), 0);
+    EXPECT_TRUE(j.contains("train_loss"));
+    ++rounds;
+  }
+  EXPECT_EQ(rounds, 2);
+}
+
+}  // namespace
+}  // namespace ppreid
