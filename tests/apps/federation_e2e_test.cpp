@@ -29,13 +29,15 @@ TEST(FederationTest, TwoSitesTrainTwoRoundsAndEvaluateTheGlobalModel) {
     fs::copy_file(dir / (std::string(id) + ".pub"), dir / "allow" / (std::string(id) + ".pub"));
   }
   const std::string tiny = std::string(PPREID_SOURCE_DIR) + "/configs/train/tiny.yaml";
+  // People no site has: the aggregator's own held-out test set.
+  data::synth::generate(testing::small_synth(12, 2, 6, 64, 32, 999), dir / "heldout");
   agg::AggregatorConfig ac = agg::parse_aggregator_config(
       "federation_id: e2e\nlisten: tcp://127.0.0.1:*\n"
       "security: {secret_key: aggregator.key, allow_list: allow}\n"
       "state_dir: state\nmodel: " + tiny + "\nthreads: 1\nrounds: 2\n"
       "sites: {min_sites: 2, min_updates: 2, round_timeout: 300, site_timeout: 30}\n"
       "task: {local_epochs: 2}\n"
-      "evaluation: {sites: true, timeout: 120}\n",
+      "evaluation: {sites: true, timeout: 120, dataset: heldout}\n",
       "e2e.yaml", dir.path());
   agg::Aggregator aggregator(ac);
   const auto initial = aggregator.global();
@@ -120,6 +122,9 @@ TEST(FederationTest, TwoSitesTrainTwoRoundsAndEvaluateTheGlobalModel) {
     EXPECT_LE(map, 1.0);
     EXPECT_GT(j["eval"]["sites"]["queries"].get<int>(), 0);
     EXPECT_TRUE(j.contains("train_loss"));
+    const double held_out = j["eval"]["dataset"]["centroid"]["mAP"].get<double>();
+    EXPECT_GT(held_out, 0.0);
+    EXPECT_LE(held_out, 1.0);
     ++rounds;
   }
   EXPECT_EQ(rounds, 2);
