@@ -8,6 +8,7 @@
 #include "aggregator/aggregator_command.h"
 #include "apps/ppreid/version_command.h"
 #include "client/site_command.h"
+#include "core/attacks/attack_commands.h"
 #include "core/data/data_commands.h"
 #include "core/deid/deid_commands.h"
 #include "core/deid/pis/pis_commands.h"
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
   ppreid::deid::pis::register_pis_train_command(*ppreid::deid::pis::register_pis_commands(app));
   ppreid::reid::register_reid_commands(app);
   ppreid::privacy::register_privacy_commands(app);
+  ppreid::attacks::register_attack_commands(app);
   ppreid::proto::register_protocol_commands(app);
   ppreid::agg::register_aggregator_commands(app);
   ppreid::client::register_site_command(app);
