@@ -7,15 +7,12 @@
 #include "core/util/atomic_file.h"
 #include "core/util/config.h"
 #include "core/util/error.h"
+#include "core/util/paths.h"
 
 namespace ppreid::agg {
 namespace fs = std::filesystem;
 namespace {
 
-fs::path resolve(const fs::path& base, const std::string& value) {
-  fs::path p(value);
-  return p.is_absolute() ? p : (base / p).lexically_normal();
-}
 
 std::chrono::milliseconds seconds_key(util::ConfigReader& r, const std::string& key,
                                       std::chrono::milliseconds fallback, double lo, double hi) {
@@ -118,18 +115,18 @@ AggregatorConfig parse_aggregator_config(const std::string& yaml, const std::str
         sec.fail("allow_list", "is required with mode curve: a directory with one SITE_ID.pub "
                                "per admitted site");
     }
-    if (!key.empty()) c.secret_key = resolve(base_dir, key);
-    if (!allow.empty()) c.allow_list = resolve(base_dir, allow);
+    if (!key.empty()) c.secret_key = util::resolve_config_path(base_dir, key);
+    if (!allow.empty()) c.allow_list = util::resolve_config_path(base_dir, allow);
     sec.finish();
   }
 
   std::string state_dir;
   root.require("state_dir", state_dir);
-  c.state_dir = resolve(base_dir, state_dir);
+  c.state_dir = util::resolve_config_path(base_dir, state_dir);
 
   std::string model;
   root.require("model", model);
-  c.model_config = resolve(base_dir, model);
+  c.model_config = util::resolve_config_path(base_dir, model);
   if (!fs::is_regular_file(c.model_config))
     root.fail("model", "'" + c.model_config.string() +
                            "' is not a file; name a training config such as "
@@ -202,7 +199,7 @@ AggregatorConfig parse_aggregator_config(const std::string& yaml, const std::str
     std::string dataset;
     eval.get("dataset", dataset);
     if (!dataset.empty()) {
-      c.eval_dataset = resolve(base_dir, dataset);
+      c.eval_dataset = util::resolve_config_path(base_dir, dataset);
       if (!fs::is_directory(*c.eval_dataset))
         eval.fail("dataset", "'" + c.eval_dataset->string() +
                                  "' is not a directory (a Market-layout dataset with query/ and "

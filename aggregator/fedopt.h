@@ -40,7 +40,8 @@ class FedOpt : public FedAvg {
   torch::Tensor combine(std::size_t i, torch::Tensor& sum, double scale) override;
 
  private:
-  // m and v placeholders (shapes and dtypes) for the optimized tensors of `global`, in order.
+  // The names "m/NAME", "v/NAME" with the global tensors' shapes and dtypes that a restored
+  // state must match (the values are the global's; only the structure is compared).
   static NamedTensors moment_layout(const NamedTensors& global);
   static bool optimized(const std::string& name, const torch::Tensor& t);
   void init_moments(const NamedTensors& global);

@@ -7,18 +7,13 @@
 #include "core/util/atomic_file.h"
 #include "core/util/config.h"
 #include "core/util/error.h"
+#include "core/util/paths.h"
 #include "protocols/text.h"
 
 namespace ppreid::client {
 namespace fs = std::filesystem;
 namespace {
 
-// Relative paths in the file mean "next to this file": a config and its keys and data move
-// together, whatever directory the site is started from.
-fs::path resolve(const fs::path& base, const std::string& value) {
-  fs::path p(value);
-  return p.is_absolute() ? p : (base / p).lexically_normal();
-}
 
 std::chrono::milliseconds read_seconds(util::ConfigReader& r, const std::string& key,
                                        std::chrono::milliseconds current, double min_seconds) {
@@ -44,7 +39,7 @@ void read_deid(util::ConfigReader r, SiteConfig& c) {
     if (!r.has(key)) return;
     std::string v;
     r.get(key, v);
-    field = resolve(c.file.parent_path(), v);
+    field = util::resolve_config_path(c.file.parent_path(), v);
   };
   opt("epsilon", s.epsilon);
   opt("pixel-bits", s.pixel_bits);
@@ -83,7 +78,7 @@ SiteConfig parse_site_config(const std::string& yaml, const fs::path& file) {
     if (required) r.require(key, v);
     else r.get(key, v);
     if (v.empty() && required) r.fail(key, "must not be empty");
-    if (!v.empty()) out = resolve(base, v);
+    if (!v.empty()) out = util::resolve_config_path(base, v);
   };
 
   root.require("site_id", c.site_id);
@@ -126,7 +121,7 @@ SiteConfig parse_site_config(const std::string& yaml, const fs::path& file) {
       std::string profile;
       s.require("profile", profile);
       // A bare profile name (tiny) is looked up like `ppreid synth --config tiny`.
-      fs::path near = resolve(base, profile);
+      fs::path near = util::resolve_config_path(base, profile);
       synth.profile = fs::exists(near) ? near : find_profile(profile);
       s.get("seed", synth.seed);
       if (s.has("ids")) {

@@ -11,4 +11,10 @@ bool path_within(const std::filesystem::path& inner, const std::filesystem::path
   return true;
 }
 
+std::filesystem::path resolve_config_path(const std::filesystem::path& base,
+                                          const std::string& value) {
+  std::filesystem::path p(value);
+  return p.is_absolute() ? p : (base / p).lexically_normal();
+}
+
 }  // namespace ppreid::util
