@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's two commands:
 #   ./run.sh demo   install missing Debian packages, build, run a federation of 3 sites on loopback
+#                   as separate processes, then a simulated federation with an iDLG replay
 #   ./run.sh test   install missing Debian packages, build, run the whole test suite
 # Other: ./run.sh build | bench | deps
 set -euo pipefail
@@ -73,6 +74,30 @@ demo() {
   fi
 }
 
+# `ppreid simulate` with configs/sim/demo.yaml: 3 municipalities as sites (threads of one process,
+# the real site and aggregator code over CURVE loopback), image DP, 6 rounds, then iDLG replayed
+# on what site-1 would share. Ends with the summary table and the path of report.html.
+simulation() {
+  local out=demo-run/sim bin=./build/ppreid
+  say "simulated federation: ppreid simulate --config configs/sim/demo.yaml --out $out"
+  rm -rf "$out"
+  mkdir -p demo-run/logs
+  $bin simulate --config configs/sim/demo.yaml --out "$out" >demo-run/logs/simulate.out \
+    2>demo-run/logs/simulate.log &
+  local sim=$!
+  trap 'kill "$sim" 2>/dev/null || true' EXIT INT TERM
+  tail -n +1 -f --pid="$sim" demo-run/logs/simulate.log |
+    grep --line-buffered -E "simulation '|run '|completed:|global model on|replaying|error" || true
+  local rc=0
+  wait "$sim" || rc=$?
+  trap - EXIT INT TERM
+  if ((rc != 0)); then
+    echo "the simulation failed (exit $rc); see demo-run/logs/simulate.log" >&2
+    exit "$rc"
+  fi
+  cat demo-run/logs/simulate.out
+}
+
 case "${1:-}" in
   deps) deps ;;
   build) build ;;
@@ -84,6 +109,7 @@ case "${1:-}" in
   demo)
     build
     demo
+    simulation
     ;;
   bench)
     build

@@ -375,7 +375,12 @@ void Aggregator::evaluate(RoundProgress& p, const std::set<std::string>& sites,
   }
   if (config_.eval_dataset) {
     if (!eval_data_)
-      eval_data_ = std::make_unique<data::Dataset>(data::load_dataset(*config_.eval_dataset));
+      {
+      // Only query and gallery are used; a train split may be absent or empty.
+      data::LoadOptions test_only = data::present_splits(*config_.eval_dataset);
+      test_only.require_query_gallery = true;
+      eval_data_ = std::make_unique<data::Dataset>(data::load_dataset(*config_.eval_dataset, test_only));
+    }
     reid::ReidModel model(reid::ModelOptions{config_.model.backbone, 0, true});
     model->load_shared_state(state_.global);
     model->eval();

@@ -76,7 +76,8 @@ std::uint64_t distinct_cameras(const data::Dataset& ds) {
 
 }  // namespace
 
-Site::Site(SiteConfig config) : config_(std::move(config)) {}
+Site::Site(SiteConfig config, SiteHooks hooks)
+    : config_(std::move(config)), hooks_(std::move(hooks)) {}
 Site::~Site() = default;
 
 std::string Site::log_prefix() const { return "site " + config_.site_id + ": "; }
@@ -157,13 +158,8 @@ PrepareReport Site::prepare() {
   // 3. The store and the model: a classifier over the store's own train identities.
   // Query/gallery are optional for a site (they only serve Evaluate); without them the loader
   // reads the train split alone.
-  auto has_images = [&](data::SplitKind kind) {
-    const fs::path dir = c.store / data::split_dir(kind);
-    return fs::is_directory(dir) && !fs::is_empty(dir);
-  };
-  data::LoadOptions load;
-  load.require_query_gallery =
-      has_images(data::SplitKind::kQuery) && has_images(data::SplitKind::kGallery);
+  data::LoadOptions load = data::present_splits(c.store);
+  load.require_train = true;  // a site trains: say so when its store has no train images
   store_ = data::load_dataset(c.store, load);
   train_config_ = reid::load_train_config(c.train_config);
   if (c.threads > 0) train_config_.profile.runtime.threads = c.threads;
@@ -377,8 +373,30 @@ void Site::on_task(std::uint64_t round, const proto::Task& task, const std::atom
   ++stats_.tasks_trained;
   stats_.last_proximal_loss = result.mean_loss.proximal;
 
+  reid::NamedTensors shared = model_->shared_state();
+  if (hooks_.before_update) {
+    const UpdateDecision decision = hooks_.before_update(round, last_task_weights_, shared);
+    if (decision.action != UpdateAction::kSend) {
+      spdlog::warn("{}round {}: Update withheld by a fault hook{}", log_prefix(), round,
+                   decision.action == UpdateAction::kVanish ? "; vanishing without a word" : "");
+      vanished_ = decision.action == UpdateAction::kVanish;
+      save_state(round);
+      return;
+    }
+    if (decision.delay.count() > 0) {
+      spdlog::info("{}round {}: holding the Update back for {} ms (straggler)", log_prefix(),
+                   round, decision.delay.count());
+      const auto until = Clock::now() + decision.delay;
+      while (Clock::now() < until && !stop.load()) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+        if (!sleep_unless_stopped(std::min(left, config_.heartbeat_interval), stop)) break;
+        heartbeat(status);
+      }
+      if (stop.load()) return;
+    }
+  }
   proto::Update update;
-  update.weights = proto::to_wire(model_->shared_state());
+  update.weights = proto::to_wire(shared);
   update.is_delta = false;
   update.sample_count = result.samples;
   update.metrics = {{"loss", result.mean_loss.total},
@@ -534,6 +552,10 @@ SiteExit Site::run(const std::atomic<bool>& stop) {
       say_hello();
     }
     if (message && handle(*message, stop)) return SiteExit::kFinished;
+    if (vanished_) {
+      client_.reset();  // closes the connection: no Bye, like a killed process
+      return SiteExit::kVanished;
+    }
     if (Clock::now() >= next_beat) {
       // A Hello that could not be sent is retried in place of the heartbeat.
       if (hello_pending_) say_hello();

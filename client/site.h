@@ -4,6 +4,8 @@
 // production (`ppreid site`); tests run one in a thread against a scripted aggregator.
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -45,6 +47,31 @@ struct SiteStats {
 enum class SiteExit {
   kFinished,  // the aggregator said Bye "finished...": the federation is over
   kStopped,   // the stop flag was set (a signal): Bye "shutdown: ..." was sent
+  kVanished,  // a hook asked the site to vanish (simulated crash): no Bye, connection dropped
+};
+
+// What happens to a trained round's Update (SiteHooks::before_update decides).
+enum class UpdateAction {
+  kSend,      // send it (possibly altered by the hook)
+  kWithhold,  // do not send it; stay connected (the aggregator sees a silent site)
+  kVanish,    // do not send it and leave without a word, like a crashed process
+};
+
+struct UpdateDecision {
+  UpdateAction action = UpdateAction::kSend;
+  // Hold the Update back this long (a straggler); the site keeps sending heartbeats meanwhile.
+  std::chrono::milliseconds delay{0};
+};
+
+// Fault injection for the simulator (stragglers, dropouts, NaN or scaled updates) and for tests.
+// Production sites set none. Called on the site's thread.
+struct SiteHooks {
+  // After local training of `round`, before its Update is sent. May replace tensors of `shared`
+  // (the weights about to be sent; assign new tensors, they may share storage with the model);
+  // `global` holds the weights the round's Task carried.
+  std::function<UpdateDecision(std::uint64_t round, const reid::NamedTensors& global,
+                               reid::NamedTensors& shared)>
+      before_update;
 };
 
 // Session conventions (docs/PROTOCOL.md, the aggregator implements the other side):
@@ -60,7 +87,7 @@ enum class SiteExit {
 //    aggregator is going away; the site waits for it to come back.
 class Site {
  public:
-  explicit Site(SiteConfig config);
+  explicit Site(SiteConfig config, SiteHooks hooks = {});
   ~Site();
   Site(const Site&) = delete;
   Site& operator=(const Site&) = delete;
@@ -91,6 +118,8 @@ class Site {
   std::string log_prefix() const;
 
   SiteConfig config_;
+  SiteHooks hooks_;
+  bool vanished_ = false;  // a hook said UpdateAction::kVanish
   reid::TrainConfig train_config_;
   std::optional<data::Dataset> store_;
   PrepareReport report_;

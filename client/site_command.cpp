@@ -14,42 +14,10 @@
 #include "client/site.h"
 #include "client/site_config.h"
 #include "core/util/error.h"
+#include "core/util/stop_on_signal.h"
 
 namespace ppreid::client {
 namespace {
-
-// SIGINT and SIGTERM are blocked in every thread (LibTorch's and ZeroMQ's inherit the mask) and
-// taken by one thread in sigwait(), which sets the stop flag: no handler interrupts a system call
-// halfway, and the site finishes or abandons its current step before it says Bye.
-class StopOnSignal {
- public:
-  StopOnSignal() {
-    sigemptyset(&signals_);
-    sigaddset(&signals_, SIGINT);
-    sigaddset(&signals_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals_, nullptr);
-    waiter_ = std::thread([this] {
-      int signal = 0;
-      sigwait(&signals_, &signal);
-      if (!done_.load()) {
-        spdlog::info("{} received: stopping after the current step", strsignal(signal));
-        stop_.store(true);
-      }
-    });
-  }
-  ~StopOnSignal() {
-    done_.store(true);
-    pthread_kill(waiter_.native_handle(), SIGTERM);  // wakes sigwait(); the signal is blocked
-    waiter_.join();
-  }
-  const std::atomic<bool>& flag() const { return stop_; }
-
- private:
-  sigset_t signals_{};
-  std::atomic<bool> stop_{false};
-  std::atomic<bool> done_{false};
-  std::thread waiter_;
-};
 
 struct SiteArgs {
   std::string config;
@@ -67,7 +35,7 @@ void run(const SiteArgs& args) {
     std::cerr << "WARNING: aggregator.security is insecure in '" << config.file.string()
               << "': no encryption or authentication. Local experiments only.\n";
   }
-  StopOnSignal signals;
+  util::StopOnSignal signals;
   Site site(std::move(config));
   const SiteExit exit = site.run(signals.flag());
   const SiteStats& s = site.stats();

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "core/deid/method_config.h"
 #include "core/profile/profile.h"
 #include "core/util/atomic_file.h"
 #include "core/util/config.h"
@@ -25,37 +26,7 @@ std::chrono::milliseconds read_seconds(util::ConfigReader& r, const std::string&
 // deid: method and the parameters of `ppreid deid`, spelled as its flags without the dashes.
 void read_deid(util::ConfigReader r, SiteConfig& c) {
   deid::MethodSpec& s = c.deid;
-  if (!r.has("method"))
-    r.fail("method", "is required: pis, dp, blur, pixelate, quantize, remove-head, remove-body "
-                     "or none (the site trains only on what this method releases)");
-  r.get_choice("method", s.method, deid::method_names());
-  auto opt = [&](const char* key, auto& field) {
-    if (!r.has(key)) return;
-    typename std::remove_reference_t<decltype(field)>::value_type v{};
-    r.get(key, v);
-    field = v;
-  };
-  auto opt_path = [&](const char* key, std::optional<fs::path>& field) {
-    if (!r.has(key)) return;
-    std::string v;
-    r.get(key, v);
-    field = util::resolve_config_path(c.file.parent_path(), v);
-  };
-  opt("epsilon", s.epsilon);
-  opt("pixel-bits", s.pixel_bits);
-  opt("color-bits", s.color_bits);
-  opt("calibration", s.calibration);
-  opt("preset", s.preset);
-  opt("seed", s.seed);
-  opt_path("model", s.model);
-  opt_path("partners", s.partners);
-  opt("partner-attribute", s.partner_attribute);
-  opt("k", s.k);
-  opt("lambda", s.lambda);
-  opt("max-weight", s.max_weight);
-  opt("sample", s.sample);
-  opt("kernel", s.kernel);
-  opt("block", s.block);
+  s = deid::read_method_spec(r, c.file.parent_path());
   r.get("threads", c.deid_threads, 0, 256);
   r.finish();
   // Build the method once now, so a wrong combination is reported at startup, with the file.

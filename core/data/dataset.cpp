@@ -112,6 +112,19 @@ const Pose* Dataset::pose(const ImageRecord& r) const {
   return it == keypoints.end() ? nullptr : &it->second;
 }
 
+LoadOptions present_splits(const fs::path& root) {
+  auto has_images = [&](SplitKind kind) {
+    const fs::path dir = root / split_dir(kind);
+    return fs::is_directory(dir) && !fs::is_empty(dir);
+  };
+  LoadOptions options;
+  options.require_train = has_images(SplitKind::kTrain);
+  options.require_query_gallery = has_images(SplitKind::kQuery) && has_images(SplitKind::kGallery);
+  // Neither: keep the defaults so load_dataset names what is missing.
+  if (!options.require_train && !options.require_query_gallery) return LoadOptions{};
+  return options;
+}
+
 Dataset load_dataset(const fs::path& root, const LoadOptions& options) {
   if (!fs::exists(root))
     throw Error("dataset directory '" + root.string() + "' does not exist; create one with " +
@@ -121,7 +134,11 @@ Dataset load_dataset(const fs::path& root, const LoadOptions& options) {
 
   Dataset ds;
   ds.root = root;
-  std::vector<SplitKind> kinds = {SplitKind::kTrain};
+  if (!options.require_train && !options.require_query_gallery)
+    throw Error("loading '" + root.string() + "': a dataset needs a train split, or query and "
+                "gallery splits");
+  std::vector<SplitKind> kinds;
+  if (options.require_train) kinds.push_back(SplitKind::kTrain);
   if (options.require_query_gallery) {
     kinds.push_back(SplitKind::kQuery);
     kinds.push_back(SplitKind::kGallery);
@@ -136,10 +153,11 @@ Dataset load_dataset(const fs::path& root, const LoadOptions& options) {
     if (names[kind].empty())
       throw Error("split '" + dir.string() + "' is empty (no .jpg/.png images)");
   }
+  const SplitKind first = kinds.front();
   ds.layout = options.layout ? *options.layout
-                             : detect_layout(root / split_dir(SplitKind::kTrain),
-                                             names[SplitKind::kTrain]);
-  ds.train = read_split(root, SplitKind::kTrain, ds.layout, names[SplitKind::kTrain]);
+                             : detect_layout(root / split_dir(first), names[first]);
+  if (options.require_train)
+    ds.train = read_split(root, SplitKind::kTrain, ds.layout, names[SplitKind::kTrain]);
   if (options.require_query_gallery) {
     ds.query = read_split(root, SplitKind::kQuery, ds.layout, names[SplitKind::kQuery]);
     ds.gallery = read_split(root, SplitKind::kGallery, ds.layout, names[SplitKind::kGallery]);

@@ -41,9 +41,16 @@ struct Dataset {
 };
 
 struct LoadOptions {
-  std::optional<Layout> layout;  // detected from the train file names when not given
+  std::optional<Layout> layout;  // detected from the first split's file names when not given
   bool require_query_gallery = true;
+  // false: a test-only dataset (query + gallery, e.g. a simulation's held-out split) loads with
+  // an empty train split; needs require_query_gallery.
+  bool require_train = true;
 };
+
+// Options that require exactly the splits present (non-empty directories) under `root`, for
+// tools that process whatever a dataset has (de-identification, a site's store).
+LoadOptions present_splits(const std::filesystem::path& root);
 
 // Reads the directory layout and side files. Throws ppreid::Error for a missing directory, a
 // missing or empty split, or an image whose name does not parse (naming the path).

@@ -137,7 +137,8 @@ void check_resumable_outputs(const fs::path& out, const ReleasePlan& plan) {
 
 DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& options) {
   check_paths(options.in, options.out);
-  data::Dataset ds = data::load_dataset(options.in);
+  // A site's raw data may be a train split alone, a held-out test set query and gallery alone.
+  data::Dataset ds = data::load_dataset(options.in, data::present_splits(options.in));
   const nlohmann::json identity = run_identity(method);
 
   if (dir_has_entries(options.out)) {
@@ -161,7 +162,7 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
   if (options.resume) check_resumable_outputs(options.out, release);
 
   for (auto kind : {data::SplitKind::kTrain, data::SplitKind::kQuery, data::SplitKind::kGallery})
-    fs::create_directories(options.out / data::split_dir(kind));
+    if (!ds.split(kind).empty()) fs::create_directories(options.out / data::split_dir(kind));
   util::write_file_atomic(options.out / kPartialMarker, identity.dump(2));
 
   std::vector<ImageRow> rows(records.size());

@@ -65,6 +65,23 @@ std::optional<YAML::Node> ConfigReader::child(const std::string& key) {
   return node_[key];
 }
 
+std::vector<ConfigReader> ConfigReader::list(const std::string& key) {
+  std::vector<ConfigReader> out;
+  auto value = child(key);
+  if (!value) return out;
+  if (!value->IsSequence()) fail(key, "expected a list (lines starting with '- ')");
+  for (std::size_t i = 0; i < value->size(); ++i) {
+    YAML::Node item = (*value)[i];
+    const std::string name = full_key(key) + "." + std::to_string(i);
+    const int line = item.Mark().line + 1;
+    if (!item.IsMap())
+      throw Error(file_ + ":" + std::to_string(line) + ": key '" + name +
+                  "': expected a mapping (key: value pairs)");
+    out.push_back(ConfigReader(item, file_, name, line));
+  }
+  return out;
+}
+
 ConfigReader ConfigReader::section(const std::string& key) {
   auto value = child(key);
   int line = line_of(key);

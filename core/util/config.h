@@ -38,6 +38,9 @@ class ConfigReader {
   bool has(const std::string& key) const;
   // A nested mapping; absent gives an empty section (all defaults).
   ConfigReader section(const std::string& key);
+  // A list of mappings (`- {name: a, ...}` items); element i is named "key.i" in messages.
+  // Absent gives an empty list.
+  std::vector<ConfigReader> list(const std::string& key);
   // Throws for every key of this mapping that was never read.
   void finish() const;
 
@@ -74,7 +77,8 @@ template <class T>
 T ConfigReader::convert(const std::string& key, const YAML::Node& value) const {
   bool scalar_expected = !std::is_same_v<T, std::vector<float>> &&
                          !std::is_same_v<T, std::vector<double>> &&
-                         !std::is_same_v<T, std::vector<int>>;
+                         !std::is_same_v<T, std::vector<int>> &&
+                         !std::is_same_v<T, std::vector<std::string>>;
   if (scalar_expected && !value.IsScalar())
     fail(key, std::string("expected ") + ConfigTypeName<T>::get() + ", got a " +
                   (value.IsMap() ? "mapping" : value.IsSequence() ? "list" : "null value"));

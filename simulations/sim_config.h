@@ -1,0 +1,138 @@
+#pragma once
+
+// configs/sim/*.yaml: one simulated federation or a whole experiment (a series of federations)
+// on one machine. Relative paths are resolved against the config's directory. Every key is
+// checked; errors name the file, the dotted key and the line.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aggregator/strategy.h"
+#include "core/deid/method_factory.h"
+#include "core/profile/profile.h"
+#include "simulations/partition.h"
+
+namespace ppreid::sim {
+
+enum class Experiment {
+  kFederation,      // one federation with one de-identification method (`deid`)
+  kPrivacyUtility,  // one federation per method of `methods`, plus the identity and attribute attacks
+  kDpSweep,         // one federation per (preset, epsilon) of `dp_sweep`
+};
+std::string_view to_string(Experiment e);  // "federation", "privacy-utility", "dp-sweep"
+
+enum class SiteRunner {
+  kThreads,    // every site a thread of this process (faults can be injected)
+  kProcesses,  // every site a `ppreid site` child process with its own generated config
+};
+
+// A fault the simulator injects into one site (threads runner only).
+struct FaultSpec {
+  enum class Kind {
+    kDropout,    // from `from_round` on the site vanishes without a word (like a crash)
+    kStraggler,  // holds its Updates back for `delay` while still sending heartbeats
+    kNan,        // its Updates carry NaN in every floating-point tensor
+    kScale,      // its Updates are the global weights + factor x its real change
+  };
+  Kind kind = Kind::kStraggler;
+  std::string site;  // "site-2"
+  std::int64_t from_round = 1;
+  std::int64_t until_round = 0;  // last affected round; 0 = to the end
+  std::chrono::milliseconds delay{0};
+  double factor = 1.0;
+  bool applies(std::int64_t round) const {
+    return round >= from_round && (until_round == 0 || round <= until_round);
+  }
+};
+std::string_view to_string(FaultSpec::Kind kind);  // dropout | straggler | nan | scale
+
+// A de-identification method with the name its table row and plots use.
+struct NamedMethod {
+  std::string name;
+  deid::MethodSpec spec;
+};
+
+// The gradient-inversion replay of a simulation (what the aggregator could reconstruct).
+struct AttackSection {
+  bool enabled = false;
+  std::string model = "lenet";   // lenet | reid
+  std::string method = "idlg";   // idlg | dlg
+  std::string mode = "fedsgd";   // fedsgd | fedavg
+  int images = 1;                // victims, taken from site-1's de-identified train split
+  int iterations = 300;
+  int size = 32;                 // lenet: square input
+  int height = 32, width = 16;   // reid input
+  double local_lr = 0.01;        // fedavg: the victim's SGD step size
+  int local_steps = 1;           // fedavg: its steps
+};
+
+// The attacks of the privacy-utility experiment (T_p and the attribute attack).
+struct PrivacySection {
+  std::filesystem::path attacker_config;  // training config of the attacker's ReID model
+  int attacker_epochs = 0;                // 0: the config's schedule
+  int attribute_epochs = 10;              // the attribute classifier's epochs
+};
+
+// How the PIS model of a simulation is obtained: a trained checkpoint, or trained by the
+// simulator on a public stand-in dataset (another synthetic population) before the federation.
+struct PisSection {
+  std::optional<std::filesystem::path> model;  // `ppreid pis train` checkpoint directory
+  std::filesystem::path config;                // configs/pis/*.yaml when training
+  int public_ids = 0;                          // identities of the public stand-in (0: data.ids)
+};
+
+struct SimConfig {
+  std::filesystem::path file;
+  std::string name;
+  Experiment experiment = Experiment::kFederation;
+  std::uint64_t seed = 1;
+  SiteRunner runner = SiteRunner::kThreads;
+  int threads = 2;  // LibTorch threads in total; each site trains with site_threads()
+
+  // data: the synthetic population the sites split (train) and the held-out test split
+  std::filesystem::path profile_file;
+  Profile profile;  // its synth section already carries the overrides and the seed
+
+  PartitionOptions partition;
+
+  // federation:
+  std::filesystem::path model_config;  // a training config (configs/train/*.yaml)
+  std::int64_t rounds = 2;
+  int local_epochs = 1;
+  std::optional<double> learning_rate;  // Task override; else the model config's
+  std::string per_round = "all";
+  std::int64_t min_updates = 1;
+  double round_timeout_s = 300;
+  double site_timeout_s = 10;
+  int max_attempts = 3;
+  agg::StrategyConfig strategy;
+  std::optional<double> max_delta_norm;
+  bool deidentify_test = true;  // the held-out split is de-identified like the sites' data
+
+  deid::MethodSpec deid;              // experiment federation
+  std::vector<NamedMethod> methods;   // experiment privacy-utility
+  std::vector<std::string> dp_presets = {"A", "B", "C", "D"};  // experiment dp-sweep
+  std::vector<double> dp_epsilons;
+
+  std::vector<FaultSpec> faults;
+  AttackSection attack;
+  PrivacySection privacy;
+  PisSection pis;
+
+  // Sites of the partition (derived kinds count the municipalities/cameras at run time).
+  int site_threads(int sites) const { return std::max(1, threads / std::max(1, sites)); }
+};
+
+// The resolved configuration (every default filled in, paths absolute), as written to
+// OUT/config.yaml; parse_sim_config reads it back to the same simulation.
+std::string format_sim_config(const SimConfig& config);
+
+SimConfig load_sim_config(const std::filesystem::path& file);
+SimConfig parse_sim_config(const std::string& yaml, const std::filesystem::path& file);
+
+}  // namespace ppreid::sim
