@@ -34,8 +34,8 @@ footer{margin-top:3em;color:#777;font-size:.85em;border-top:1px solid #eee;paddi
 std::string section_id(std::size_t index) { return "section-" + std::to_string(index + 1); }
 
 std::string png_bytes(const Figure& figure, const ReportSection& section) {
-  const std::string where = "report figure '" + figure.png.string() + "' (section '" +
-                            section.title + "')";
+  const std::string where =
+      "report figure '" + figure.png.string() + "' (section '" + section.title + "')";
   if (!fs::is_regular_file(figure.png))
     throw Error(where + " does not exist; write the PNG before the report");
   std::string bytes = util::read_file(figure.png);
@@ -77,10 +77,9 @@ std::string base64_encode(std::string_view bytes) {
   std::size_t written = 0;
   for (std::size_t pos = 0; pos < bytes.size(); pos += kChunk) {
     const std::size_t n = std::min(kChunk, bytes.size() - pos);
-    written += static_cast<std::size_t>(
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data() + written),
-                        reinterpret_cast<const unsigned char*>(bytes.data() + pos),
-                        static_cast<int>(n)));
+    written += static_cast<std::size_t>(EVP_EncodeBlock(
+        reinterpret_cast<unsigned char*>(out.data() + written),
+        reinterpret_cast<const unsigned char*>(bytes.data() + pos), static_cast<int>(n)));
   }
   out.resize(written);
   return out;
@@ -131,8 +130,8 @@ std::string render_markdown(const std::string& title, const std::vector<ReportSe
     for (const auto& p : s.paragraphs) out += "\n" + p + "\n";
     for (const auto& t : s.tables) out += "\n" + t.to_markdown();
     for (const auto& f : s.figures)
-      out += "\n![" + markdown_link_text(f.caption) + "](" + markdown_target(f.png, base_dir) +
-             ")\n";
+      out +=
+          "\n![" + markdown_link_text(f.caption) + "](" + markdown_target(f.png, base_dir) + ")\n";
   }
   if (!footer.empty()) out += "\n---\n\n" + footer + "\n";
   return out;

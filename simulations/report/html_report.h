@@ -34,13 +34,11 @@ std::string render_html(const std::string& title, const std::vector<ReportSectio
 
 // render_html written atomically to `file`.
 void write_html_report(const std::filesystem::path& file, const std::string& title,
-                       const std::vector<ReportSection>& sections,
-                       const std::string& footer = "");
+                       const std::vector<ReportSection>& sections, const std::string& footer = "");
 
 // Markdown with the same content; figures become links relative to `base_dir` (the directory
 // the markdown file will be written to), e.g. ![mAP per round](plots/map_per_round.png).
 std::string render_markdown(const std::string& title, const std::vector<ReportSection>& sections,
-                            const std::filesystem::path& base_dir,
-                            const std::string& footer = "");
+                            const std::filesystem::path& base_dir, const std::string& footer = "");
 
 }  // namespace ppreid::sim::report

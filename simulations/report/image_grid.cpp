@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-
 #include <opencv2/imgproc.hpp>
 
 #include "core/util/error.h"
@@ -18,15 +17,21 @@ std::string grid_name(const GridOptions& o) {
 }
 
 cv::Mat to_bgr(const cv::Mat& image, std::size_t row, std::size_t column, const GridOptions& o) {
-  const std::string where = grid_name(o) + ", row " + std::to_string(row) + " column " +
-                            std::to_string(column) + ": ";
+  const std::string where =
+      grid_name(o) + ", row " + std::to_string(row) + " column " + std::to_string(column) + ": ";
   if (image.depth() != CV_8U)
     throw Error(where + "images must be 8-bit (convert with convertTo first)");
   cv::Mat bgr;
   switch (image.channels()) {
-    case 1: cv::cvtColor(image, bgr, cv::COLOR_GRAY2BGR); break;
-    case 3: bgr = image; break;
-    case 4: cv::cvtColor(image, bgr, cv::COLOR_BGRA2BGR); break;
+    case 1:
+      cv::cvtColor(image, bgr, cv::COLOR_GRAY2BGR);
+      break;
+    case 3:
+      bgr = image;
+      break;
+    case 4:
+      cv::cvtColor(image, bgr, cv::COLOR_BGRA2BGR);
+      break;
     default:
       throw Error(where + std::to_string(image.channels()) +
                   " channels; expected 1 (gray), 3 (BGR) or 4 (BGRA)");
@@ -35,12 +40,13 @@ cv::Mat to_bgr(const cv::Mat& image, std::size_t row, std::size_t column, const 
 }
 
 cv::Mat scale_to_height(const cv::Mat& bgr, int height) {
-  const int width = std::max(
-      1, static_cast<int>(std::lround(static_cast<double>(bgr.cols) * height / bgr.rows)));
+  const int width =
+      std::max(1, static_cast<int>(std::lround(static_cast<double>(bgr.cols) * height / bgr.rows)));
   if (bgr.rows == height && bgr.cols == width) return bgr;
   cv::Mat out;
   // Nearest keeps the blocks of a pixelized or tiny image sharp instead of smearing them.
-  cv::resize(bgr, out, {width, height}, 0, 0, height > bgr.rows ? cv::INTER_NEAREST : cv::INTER_AREA);
+  cv::resize(bgr, out, {width, height}, 0, 0,
+             height > bgr.rows ? cv::INTER_NEAREST : cv::INTER_AREA);
   return out;
 }
 
@@ -82,7 +88,8 @@ cv::Mat render_grid(const std::vector<std::vector<GridCell>>& rows, const GridOp
   const int title_height = o.title.empty() ? 0 : line_height(kTitleScale) + o.padding;
   const int column_label_height = any_nonempty(o.column_labels) ? lh + o.padding : 0;
   int row_label_width = 0;
-  for (const auto& label : o.row_labels) row_label_width = std::max(row_label_width, text_size(label).width);
+  for (const auto& label : o.row_labels)
+    row_label_width = std::max(row_label_width, text_size(label).width);
   if (row_label_width > 0) row_label_width += o.padding;
   const int row_height = o.cell_height + (captions ? kCaptionGap + lh : 0);
 

@@ -2,10 +2,9 @@
 
 // Image grids for reports: raw vs de-identified crops, one row per method or epsilon.
 
+#include <opencv2/core.hpp>
 #include <string>
 #include <vector>
-
-#include <opencv2/core.hpp>
 
 namespace ppreid::sim::report {
 

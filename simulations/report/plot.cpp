@@ -5,10 +5,9 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
-#include <string_view>
-
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <string_view>
 
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
@@ -57,8 +56,8 @@ void validate(const std::vector<Series>& series, const PlotOptions& o) {
   for (const auto& end : {o.y_min, o.y_max})
     if (end && !std::isfinite(*end)) throw Error(plot_name(o) + ": y_min/y_max must be finite");
   if (o.y_min && o.y_max && !(*o.y_min < *o.y_max))
-    throw Error(plot_name(o) + ": y_min (" + std::to_string(*o.y_min) +
-                ") must be below y_max (" + std::to_string(*o.y_max) + ")");
+    throw Error(plot_name(o) + ": y_min (" + std::to_string(*o.y_min) + ") must be below y_max (" +
+                std::to_string(*o.y_max) + ")");
 }
 
 // A tick step mantissa x 10^exponent. Tick values are computed from the integer parts so that
@@ -104,8 +103,10 @@ Axis linear_axis(double data_lo, double data_hi, std::optional<double> fixed_lo,
   if (data_lo > data_hi) data_lo = 0, data_hi = 1;  // nothing finite to show
   double lo = fixed_lo.value_or(data_lo), hi = fixed_hi.value_or(data_hi);
   if (hi <= lo) {
-    if (fixed_lo && !fixed_hi) hi = lo + 2 * pad_for(lo);
-    else if (fixed_hi && !fixed_lo) lo = hi - 2 * pad_for(hi);
+    if (fixed_lo && !fixed_hi)
+      hi = lo + 2 * pad_for(lo);
+    else if (fixed_hi && !fixed_lo)
+      lo = hi - 2 * pad_for(hi);
     else {
       const double pad = pad_for(lo);
       lo -= pad;
@@ -312,8 +313,10 @@ PlotGeometry plot_geometry(const std::vector<Series>& series, const PlotOptions&
   const cv::Size legend(kGap + kSwatch + kGap + names + kGap,
                         2 * kGap + static_cast<int>(series.size()) * legend_entry_height() - 4);
   const bool beside = legend.width <= o.width / 3;
-  if (beside) right = std::max(right, kOuter + legend.width + 2 * kGap);
-  else bottom += kGap + legend.height;
+  if (beside)
+    right = std::max(right, kOuter + legend.width + 2 * kGap);
+  else
+    bottom += kGap + legend.height;
 
   g.area = cv::Rect(left, top, o.width - left - right, o.height - top - bottom);
   if (g.area.width < kMinArea || g.area.height < kMinArea)
@@ -349,14 +352,14 @@ cv::Mat render_plot(const std::vector<Series>& series, const PlotOptions& option
 cv::Scalar series_color(std::size_t index) {
   // Okabe & Ito (2008), BGR; yellow last because it is faint on white.
   static const std::array<cv::Scalar, 8> kPalette = {
-      cv::Scalar(178, 114, 0),   // blue
-      cv::Scalar(0, 94, 213),    // vermillion
-      cv::Scalar(115, 158, 0),   // bluish green
-      cv::Scalar(0, 159, 230),   // orange
-      cv::Scalar(167, 121, 204), // reddish purple
-      cv::Scalar(233, 180, 86),  // sky blue
-      cv::Scalar(0, 0, 0),       // black
-      cv::Scalar(66, 228, 240),  // yellow
+      cv::Scalar(178, 114, 0),    // blue
+      cv::Scalar(0, 94, 213),     // vermillion
+      cv::Scalar(115, 158, 0),    // bluish green
+      cv::Scalar(0, 159, 230),    // orange
+      cv::Scalar(167, 121, 204),  // reddish purple
+      cv::Scalar(233, 180, 86),   // sky blue
+      cv::Scalar(0, 0, 0),        // black
+      cv::Scalar(66, 228, 240),   // yellow
   };
   return kPalette[index % kPalette.size()];
 }
@@ -377,8 +380,8 @@ void write_png(const std::filesystem::path& file, const cv::Mat& image) {
     std::filesystem::create_directories(file.parent_path(), ec);
     if (ec) throw Error("cannot create the directory of " + name + ": " + ec.message());
   }
-  util::write_file_atomic(file, std::string_view(reinterpret_cast<const char*>(bytes.data()),
-                                                 bytes.size()));
+  util::write_file_atomic(
+      file, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace ppreid::sim::report

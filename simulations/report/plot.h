@@ -5,11 +5,10 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <opencv2/core.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <opencv2/core.hpp>
 
 namespace ppreid::sim::report {
 
@@ -45,8 +44,9 @@ struct Tick {
 // it when the names would take more than a third of the width.
 struct PlotGeometry {
   cv::Size canvas;
-  cv::Rect area;  // the plot area; its outline is the axes frame
-  double x_lo = 0, x_hi = 1, y_lo = 0, y_hi = 1;  // shown ranges, data units
+  // The plot area (its outline is the axes frame) and the ranges it shows, in data units.
+  cv::Rect area;
+  double x_lo = 0, x_hi = 1, y_lo = 0, y_hi = 1;
   bool log_x = false;
   std::vector<Tick> x_ticks, y_ticks;
   cv::Rect legend;  // never overlaps `area`

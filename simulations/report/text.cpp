@@ -25,8 +25,8 @@ void draw_text(cv::Mat& image, const std::string& text, cv::Point top_left, doub
               cv::LINE_AA);
 }
 
-void draw_text_vertical(cv::Mat& image, const std::string& text, cv::Point top_left,
-                        double scale, const cv::Scalar& color) {
+void draw_text_vertical(cv::Mat& image, const std::string& text, cv::Point top_left, double scale,
+                        const cv::Scalar& color) {
   const cv::Size size = text_size(text, scale);
   if (size.width <= 0 || size.height <= 0) return;
   cv::Mat patch(size, image.type(), cv::Scalar::all(255));

@@ -1,15 +1,15 @@
 #pragma once
 
 // Text drawing shared by plots and grids: one font, boxes anchored at their top-left corner
-// (cv::putText anchors at the baseline, which makes layout arithmetic error-prone).
-
-#include <string>
+// (cv::putText anchors at the baseline, which makes layout arithmetic error-prone). Hershey
+// fonts are ASCII only: other characters come out as '?'.
 
 #include <opencv2/core.hpp>
+#include <string>
 
 namespace ppreid::sim::report {
 
-inline constexpr double kTextScale = 0.45;   // small but legible at 100 % zoom
+inline constexpr double kTextScale = 0.45;  // small but legible at 100 % zoom
 inline constexpr double kTitleScale = 0.6;
 inline const cv::Scalar kTextColor(40, 40, 40);
 

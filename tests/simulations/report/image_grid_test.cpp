@@ -12,10 +12,18 @@ namespace ppreid::sim::report {
 namespace {
 
 using ::testing::AllOf;
-using ::testing::HasSubstr;
 using testing::count_color;
+using ::testing::HasSubstr;
 
 const cv::Scalar kGray(100, 100, 100), kGreen(10, 200, 30), kBlue(200, 20, 20);
+
+// Without padding the grid is exactly the scaled image.
+GridOptions unpadded(int cell_height) {
+  GridOptions o;
+  o.cell_height = cell_height;
+  o.padding = 0;
+  return o;
+}
 
 // Text is drawn in dark gray; every test image here is lighter than the threshold.
 bool has_dark_pixels(const cv::Mat& image, cv::Rect rect) {
@@ -31,8 +39,8 @@ TEST(GridTest, SizeFollowsTheDocumentedLayoutAndImagesKeepTheirAspect) {
   o.cell_height = 64;
   o.padding = 6;
   const std::vector<std::vector<GridCell>> rows = {
-      {{cv::Mat(32, 32, CV_8UC1, cv::Scalar(100)), ""},               // gray  -> 64 x 64
-       {cv::Mat(32, 16, CV_8UC3, kGreen), ""}},                       // BGR   -> 32 wide
+      {{cv::Mat(32, 32, CV_8UC1, cv::Scalar(100)), ""},                  // gray  -> 64 x 64
+       {cv::Mat(32, 16, CV_8UC3, kGreen), ""}},                          // BGR   -> 32 wide
       {{cv::Mat(128, 64, CV_8UC4, cv::Scalar(200, 20, 20, 255)), ""}}};  // BGRA -> 32 wide
   const cv::Mat grid = render_grid(rows, o);
   EXPECT_EQ(grid.type(), CV_8UC3);
@@ -52,10 +60,7 @@ TEST(GridTest, NearestNeighbourUpscalingKeepsACheckerboardCrisp) {
   board.at<cv::Vec3b>(0, 1) = {0, 255, 0};
   board.at<cv::Vec3b>(1, 0) = {255, 0, 0};
   board.at<cv::Vec3b>(1, 1) = {0, 0, 0};
-  GridOptions o;
-  o.cell_height = 64;
-  o.padding = 0;
-  const cv::Mat grid = render_grid({{{board, ""}}}, o);
+  const cv::Mat grid = render_grid({{{board, ""}}}, unpadded(64));
   ASSERT_EQ(grid.size(), cv::Size(64, 64));
   for (int qy = 0; qy < 2; ++qy)
     for (int qx = 0; qx < 2; ++qx) {
@@ -70,10 +75,7 @@ TEST(GridTest, DownscalingAveragesInsteadOfDroppingPixels) {
   cv::Mat stripes(4, 4, CV_8UC1);
   for (int y = 0; y < 4; ++y)
     for (int x = 0; x < 4; ++x) stripes.at<uchar>(y, x) = (x % 2) ? 200 : 0;
-  GridOptions o;
-  o.cell_height = 2;
-  o.padding = 0;
-  const cv::Mat grid = render_grid({{{stripes, ""}}}, o);
+  const cv::Mat grid = render_grid({{{stripes, ""}}}, unpadded(2));
   ASSERT_EQ(grid.size(), cv::Size(2, 2));
   for (int y = 0; y < 2; ++y)
     for (int x = 0; x < 2; ++x) EXPECT_EQ(grid.at<cv::Vec3b>(y, x), cv::Vec3b(100, 100, 100));
@@ -109,7 +111,8 @@ TEST(GridTest, LabelsTitleAndCaptionsAddTextAroundTheCells) {
   const cv::Rect image = cv::boundingRect(mask);
   EXPECT_TRUE(has_dark_pixels(with, cv::Rect(0, image.y, image.x, image.height)));
   EXPECT_TRUE(has_dark_pixels(with, cv::Rect(0, 0, with.cols, image.y)));
-  EXPECT_TRUE(has_dark_pixels(with, cv::Rect(0, image.br().y, with.cols, with.rows - image.br().y)));
+  EXPECT_TRUE(
+      has_dark_pixels(with, cv::Rect(0, image.br().y, with.cols, with.rows - image.br().y)));
   EXPECT_FALSE(has_dark_pixels(without, cv::Rect(0, 0, without.cols, without.rows)));
 }
 
@@ -118,7 +121,9 @@ TEST(GridTest, BadInputIsAnError) {
   EXPECT_THAT(error_of([] { render_grid({}, {}); }), HasSubstr("no cells"));
   EXPECT_THAT(error_of([] { render_grid({{}, {}}, {}); }), HasSubstr("no cells"));
   const cv::Mat ok(4, 4, CV_8UC3, cv::Scalar::all(0));
-  EXPECT_THAT(error_of([&] { render_grid({{{ok, ""}, {cv::Mat(4, 4, CV_32FC3), ""}}}, {}); }),
+  EXPECT_THAT(error_of([&] {
+                render_grid({{{ok, ""}, {cv::Mat(4, 4, CV_32FC3), ""}}}, {});
+              }),
               AllOf(HasSubstr("row 0 column 1"), HasSubstr("8-bit")));
   GridOptions labels;
   labels.row_labels = {"a", "b"};

@@ -16,10 +16,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::AllOf;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using testing::bgr;
 using testing::count_color;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 const double kNaN = std::nan("");
 
@@ -195,13 +195,19 @@ TEST(PlotTest, PointLabelsAreDrawnNextToTheirPoints) {
 TEST(PlotTest, BadInputIsAnErrorNamingTheSeries) {
   using testing::error_of;
   EXPECT_THAT(error_of([] { render_plot({}, {}); }), HasSubstr("no series"));
-  EXPECT_THAT(error_of([] { render_plot({{"acc", {1, 2, 3}, {1, 2}, {}}}, {}); }),
+  EXPECT_THAT(error_of([] {
+                render_plot({{"acc", {1, 2, 3}, {1, 2}, {}}}, {});
+              }),
               AllOf(HasSubstr("'acc'"), HasSubstr("3 x values but 2 y values")));
-  EXPECT_THAT(error_of([] { render_plot({{"tags", {1, 2}, {1, 2}, {"x"}}}, {}); }),
+  EXPECT_THAT(error_of([] {
+                render_plot({{"tags", {1, 2}, {1, 2}, {"x"}}}, {});
+              }),
               AllOf(HasSubstr("'tags'"), HasSubstr("labels")));
   PlotOptions log;
   log.log_x = true;
-  EXPECT_THAT(error_of([&] { render_plot({{"ok", {1}, {1}, {}}, {"eps", {1, 0}, {1, 2}, {}}}, log); }),
+  EXPECT_THAT(error_of([&] {
+                render_plot({{"ok", {1}, {1}, {}}, {"eps", {1, 0}, {1, 2}, {}}}, log);
+              }),
               AllOf(HasSubstr("'eps'"), HasSubstr("log axis")));
   PlotOptions inverted;
   inverted.y_min = 1;

@@ -82,8 +82,8 @@ TEST(TableTest, FormatFixed) {
 
 TEST(TableTest, ARowOfTheWrongSizeNamesTheTableAndTheRow) {
   const Table t{"Sweep", {"a", "b"}, {}, {{"1", "2"}, {"3"}}};
-  for (const std::string& e : {testing::error_of([&] { t.to_markdown(); }),
-                               testing::error_of([&] { t.to_html(); })})
+  for (const std::string& e :
+       {testing::error_of([&] { t.to_markdown(); }), testing::error_of([&] { t.to_html(); })})
     EXPECT_THAT(e, AllOf(HasSubstr("'Sweep'"), HasSubstr("row 1"), HasSubstr("1 cells")));
 }
 
