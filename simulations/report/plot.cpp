@@ -153,6 +153,39 @@ int widest(const std::vector<Tick>& ticks) {
 
 int legend_entry_height() { return line_height() + 4; }
 
+struct Legend {
+  cv::Size size;
+  std::vector<cv::Point> entries;  // top-left of each entry, relative to the box
+};
+
+int legend_entry_width(const Series& s) { return kSwatch + kGap + text_size(s.name).width; }
+
+Legend stacked_legend(const std::vector<Series>& series) {
+  Legend legend;
+  int widest_entry = 0;
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    legend.entries.push_back({kGap, kGap + static_cast<int>(i) * legend_entry_height()});
+    widest_entry = std::max(widest_entry, legend_entry_width(series[i]));
+  }
+  legend.size = {kGap + widest_entry + kGap,
+                 2 * kGap + static_cast<int>(series.size()) * legend_entry_height() - 4};
+  return legend;
+}
+
+Legend flowed_legend(const std::vector<Series>& series, int max_width) {
+  Legend legend;
+  int x = kGap, y = kGap, right = 0;
+  for (const Series& s : series) {
+    const int w = legend_entry_width(s);
+    if (x > kGap && x + w + kGap > max_width) x = kGap, y += legend_entry_height();
+    legend.entries.push_back({x, y});
+    right = std::max(right, x + w);
+    x += w + 3 * kGap;
+  }
+  legend.size = {right + kGap, y + legend_entry_height() - 4 + kGap};
+  return legend;
+}
+
 cv::Point round_point(cv::Point2d p) { return {cvRound(p.x), cvRound(p.y)}; }
 
 // Sub-pixel coordinates relative to `origin`, clamped so far-away points cannot overflow int.
@@ -255,15 +288,15 @@ void draw_legend(cv::Mat& image, const PlotGeometry& g, const std::vector<Series
   cv::rectangle(image, box.tl(), box.br() - cv::Point(1, 1), kLegendBorder, 1);
   const int lh = line_height();
   for (std::size_t i = 0; i < series.size(); ++i) {
-    const int top = box.y + kGap + static_cast<int>(i) * legend_entry_height();
-    const cv::Point2d left(box.x + kGap, top + lh / 2.0), right(left.x + kSwatch, left.y);
+    const cv::Point at = g.legend_entries[i];
+    const cv::Point2d left(at.x, at.y + lh / 2.0), right(left.x + kSwatch, left.y);
     const cv::Scalar color = series_color(i);
     if (style != PlotStyle::kPoints)
       cv::line(image, shifted(left, {}), shifted(right, {}), color, kLineThickness, cv::LINE_AA,
                kShift);
     if (style != PlotStyle::kLines)
       draw_marker(image, shifted((left + right) / 2, {}), kMarkerRadius, color);
-    draw_text(image, series[i].name, {box.x + kGap + kSwatch + kGap, top});
+    draw_text(image, series[i].name, {at.x + kSwatch + kGap, at.y});
   }
 }
 
@@ -308,22 +341,25 @@ PlotGeometry plot_geometry(const std::vector<Series>& series, const PlotOptions&
   // The last x tick label is centred on the frame's right edge; half of it sticks out.
   int right = kOuter + (x.ticks.empty() ? 0 : text_size(x.ticks.back().label).width / 2);
 
-  int names = 0;
-  for (const Series& s : series) names = std::max(names, text_size(s.name).width);
-  const cv::Size legend(kGap + kSwatch + kGap + names + kGap,
-                        2 * kGap + static_cast<int>(series.size()) * legend_entry_height() - 4);
-  const bool beside = legend.width <= o.width / 3;
-  if (beside)
-    right = std::max(right, kOuter + legend.width + 2 * kGap);
-  else
-    bottom += kGap + legend.height;
+  // One entry per line beside the area; below it, entries flow left to right and wrap.
+  const int below_width = std::max(kMinArea, o.width - left - kOuter);
+  Legend legend = stacked_legend(series);
+  const bool beside =
+      legend.size.width <= o.width / 3 && legend.size.height <= o.height - top - kOuter;
+  if (beside) {
+    right = std::max(right, kOuter + legend.size.width + 2 * kGap);
+  } else {
+    legend = flowed_legend(series, below_width);
+    bottom += kGap + legend.size.height;
+  }
 
   g.area = cv::Rect(left, top, o.width - left - right, o.height - top - bottom);
   if (g.area.width < kMinArea || g.area.height < kMinArea)
     throw Error(plot_name(o) + ": " + std::to_string(o.width) + "x" + std::to_string(o.height) +
                 " px leave no room for the data; make the plot larger or the names shorter");
-  g.legend = beside ? cv::Rect({o.width - kOuter - legend.width, top}, legend)
-                    : cv::Rect({left, o.height - kOuter - legend.height}, legend);
+  g.legend = beside ? cv::Rect({o.width - kOuter - legend.size.width, top}, legend.size)
+                    : cv::Rect({left, o.height - kOuter - legend.size.height}, legend.size);
+  for (const cv::Point& offset : legend.entries) g.legend_entries.push_back(g.legend.tl() + offset);
   return g;
 }
 

@@ -41,7 +41,8 @@ struct Tick {
 // -> ticks 0, 0.2, ..., 0.8), except at ends fixed by y_min / y_max. A zero-width range (one
 // point, constant y) is padded by 10 % of the value (1 around 0) on both sides. A log x axis
 // spans whole decades, labelled 1e1, 1e2, ... The legend sits right of the plot area, or below
-// it when the names would take more than a third of the width.
+// it, wrapping, when the names would take more than a third of the width (or the entries the
+// height).
 struct PlotGeometry {
   cv::Size canvas;
   // The plot area (its outline is the axes frame) and the ranges it shows, in data units.
@@ -49,7 +50,8 @@ struct PlotGeometry {
   double x_lo = 0, x_hi = 1, y_lo = 0, y_hi = 1;
   bool log_x = false;
   std::vector<Tick> x_ticks, y_ticks;
-  cv::Rect legend;  // never overlaps `area`
+  cv::Rect legend;                        // never overlaps `area`
+  std::vector<cv::Point> legend_entries;  // top-left corner of each series' entry
 
   // x_lo maps to the area's first column, x_hi to its last; y_lo to its last row.
   cv::Point2d to_pixel(double x, double y) const;

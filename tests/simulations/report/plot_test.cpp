@@ -160,6 +160,21 @@ TEST(PlotTest, TheLegendStaysOutsideThePlotArea) {
   const PlotGeometry below = plot_geometry({{long_name, {1, 2}, {1, 2}, {}}}, {});
   EXPECT_TRUE((below.legend & below.area).empty());
   EXPECT_GT(below.legend.y, below.area.y + below.area.height);
+
+  // Too many entries for the height: below the area, wrapped into rows inside the canvas.
+  std::vector<Series> many;
+  for (int i = 0; i < 16; ++i) many.push_back({"site-" + std::to_string(i), {1, 2}, {1, 2}, {}});
+  PlotOptions low;
+  low.height = 300;
+  const PlotGeometry wrapped = plot_geometry(many, low);
+  EXPECT_TRUE((wrapped.legend & wrapped.area).empty());
+  EXPECT_TRUE((wrapped.legend & cv::Rect({0, 0}, wrapped.canvas)) == wrapped.legend);
+  ASSERT_EQ(wrapped.legend_entries.size(), 16u);
+  EXPECT_EQ(wrapped.legend_entries[0].y, wrapped.legend_entries[1].y);
+  EXPECT_GT(wrapped.legend_entries[15].y, wrapped.legend_entries[0].y);
+  const cv::Mat image = render_plot(many, low);
+  for (int i = 0; i < 7; ++i)  // the palette's first 7 colours are distinct
+    EXPECT_GT(count_color(image, series_color(i), wrapped.legend), 0) << i;
 }
 
 TEST(PlotTest, YValuesOutsideAFixedRangeAreClipped) {
