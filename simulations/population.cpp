@@ -44,7 +44,10 @@ void copy_side_files(const fs::path& from, const fs::path& to) {
 template <class Fill>
 void build_dir(const fs::path& dir, Fill fill) {
   if (fs::exists(dir)) return;
-  const fs::path tmp = dir.parent_path() / ("." + dir.filename().string() + ".partial");
+  std::string hidden = ".";  // appended, not concatenated: GCC 12 warns falsely on a + b + c
+  hidden += dir.filename().string();
+  hidden += ".partial";
+  const fs::path tmp = dir.parent_path() / hidden;
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   fill(tmp);

@@ -18,7 +18,7 @@
 #include "core/util/error.h"
 #include "core/util/log.h"
 #include "protocols/protocol_commands.h"
-//PENDING #include "simulations/simulate_command.h"
+#include "simulations/simulate_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"ppreid: privacy-preserving, federated person re-identification", "ppreid"};
@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   ppreid::proto::register_protocol_commands(app);
   ppreid::agg::register_aggregator_commands(app);
   ppreid::client::register_site_command(app);
-  //PENDING ppreid::sim::register_simulate_command(app);
+  ppreid::sim::register_simulate_command(app);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,255 @@
+#include "simulations/simulation.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "client/site_config.h"
+#include "core/data/dataset.h"
+#include "core/data/synth/generator.h"
+#include "core/deid/method_config.h"
+#include "core/deid/pis/one_time_key.h"
+#include "core/deid/pis/pis_config.h"
+#include "core/deid/pis/pis_trainer.h"
+#include "core/privacy/identity_attack.h"
+#include "core/privacy/pu_score.h"
+#include "core/reid/checkpoint.h"
+#include "core/reid/features.h"
+#include "core/reid/train_config.h"
+#include "core/reid/trainer.h"
+#include "core/util/atomic_file.h"
+#include "core/util/error.h"
+#include "core/util/threads.h"
+#include "simulations/population.h"
+#include "simulations/sim_report.h"
+
+namespace ppreid::sim {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+namespace {
+
+std::string slug(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u)) out += static_cast<char>(std::tolower(u));
+    else if (c == '.' || c == '+' || c == '-') out += c;
+    else if (!out.empty() && out.back() != '_') out += '_';
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out.empty() ? "run" : out;
+}
+
+std::string g(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+// The federations an experiment consists of, in table order.
+std::vector<NamedMethod> planned_runs(const SimConfig& c) {
+  std::vector<NamedMethod> runs;
+  switch (c.experiment) {
+    case Experiment::kFederation:
+      runs.push_back({deid::describe_method(c.deid), c.deid});
+      break;
+    case Experiment::kPrivacyUtility:
+      runs = c.methods;
+      break;
+    case Experiment::kDpSweep:
+      for (const auto& preset : c.dp_presets)
+        for (double eps : c.dp_epsilons) {
+          deid::MethodSpec s;
+          s.method = "dp";
+          s.preset = preset;
+          s.epsilon = eps;
+          runs.push_back({preset + " eps=" + g(eps), s});
+        }
+      break;
+  }
+  return runs;
+}
+
+// Removes wall-clock fields so a summary compares equal across reruns.
+void drop_timings(nlohmann::json& j) {
+  if (j.is_object()) {
+    for (const char* key : {"seconds", "images_per_second", "strip"}) j.erase(key);
+    for (auto& [k, v] : j.items()) drop_timings(v);
+  } else if (j.is_array()) {
+    for (auto& v : j) drop_timings(v);
+  }
+}
+
+// A Market-layout directory whose train split holds the raw test-split identities (query and
+// gallery, pid > 0): the attacker's own people, never the targets.
+fs::path attacker_dataset(const Population& pop, const fs::path& out) {
+  const fs::path dir = out / "data" / "attacker";
+  if (fs::exists(dir)) return dir;
+  const fs::path tmp = out / "data" / ".attacker.partial";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp / "bounding_box_train");
+  data::LoadOptions test_only;
+  test_only.require_train = false;
+  const data::Dataset test = data::load_dataset(pop.test, test_only);
+  for (const auto* split : {&test.query, &test.gallery})
+    for (const auto& r : *split) {
+      if (r.pid <= 0) continue;
+      const fs::path to = tmp / "bounding_box_train" / fs::path(r.path).filename();
+      if (!fs::exists(to)) fs::copy_file(test.absolute(r), to);
+    }
+  for (const char* name : {"attributes.csv", "keypoints.csv"})
+    if (fs::exists(pop.test / name)) fs::copy_file(pop.test / name, tmp / name);
+  fs::rename(tmp, dir);
+  return dir;
+}
+
+}  // namespace
+
+namespace {
+
+// The PIS checkpoint every PIS site uses: pis.model, or trained here once on a public stand-in
+// population (another seed: other people), as a site would download a published model.
+fs::path ensure_pis_model(const SimConfig& c, const fs::path& out) {
+  if (c.pis.model) return *c.pis.model;
+  const fs::path run = out / "pis";
+  if (fs::exists(run / "summary.json")) return run / "checkpoint";
+  data::synth::SynthOptions o = c.profile.synth;
+  o.seed = c.seed + 7919;
+  if (c.pis.public_ids > 0) o.ids = c.pis.public_ids;
+  o.threads = c.threads;
+  const fs::path public_data = out / "data" / "public";
+  if (!fs::exists(public_data)) data::synth::generate(o, public_data);
+  spdlog::info("training PIS on the public stand-in population {}", public_data.string());
+  deid::pis::PisConfig pc = deid::pis::load_pis_config(c.pis.config);
+  pc.profile.runtime.threads = c.threads;
+  deid::pis::PisTrainRunOptions ro;
+  ro.out = run;
+  ro.resume = fs::exists(run / "checkpoint");
+  deid::pis::train_pis(pc, data::load_dataset(public_data), ro);
+  return run / "checkpoint";
+}
+
+}  // namespace
+
+SimulationResult run_simulation(const SimConfig& config, const fs::path& out,
+                                const SimulationOptions& options) {
+  const auto started = Clock::now();
+  SimConfig c = config;
+  const std::string resolved = format_sim_config(c);
+  if (fs::exists(out) && !fs::is_empty(out)) {
+    if (!options.resume)
+      throw Error("output directory '" + out.string() + "' is not empty; add --resume to finish "
+                  "an interrupted simulation of the same config, or choose a new --out");
+    if (!fs::exists(out / "config.yaml") || util::read_file(out / "config.yaml") != resolved)
+      throw Error("--resume: '" + out.string() + "' holds a simulation of another config (its "
+                  "config.yaml differs); choose a new --out");
+  }
+  fs::create_directories(out);
+  util::write_file_atomic(out / "config.yaml", resolved);
+  util::configure_torch_threads(c.threads);
+
+  const Population pop = prepare_population(c, out);
+  const SimKeys keys = prepare_keys(out, pop.sites);
+  spdlog::info("simulation '{}' ({}): {} sites, held-out test split of {} identities ({} queries, "
+               "{} gallery images); {} torch thread(s) per site",
+               c.name, to_string(c.experiment), pop.sites.size(), pop.test_identities,
+               pop.test_queries, pop.test_gallery, c.site_threads(static_cast<int>(pop.sites.size())));
+
+  std::vector<NamedMethod> runs = planned_runs(c);
+  bool any_pis = false;
+  for (auto& r : runs) any_pis = any_pis || r.spec.method == "pis";
+  if (any_pis) {
+    const fs::path model = ensure_pis_model(c, out);
+    for (auto& r : runs)
+      if (r.spec.method == "pis" && !r.spec.model) r.spec.model = model;
+  }
+
+  SimulationResult result;
+  FederationRunOptions fo;
+  fo.site_binary = options.site_binary;
+  fo.stop = options.stop;
+  std::vector<fs::path> run_dirs;
+  for (const auto& run : runs) {
+    const fs::path dir = out / "runs" / slug(run.name);
+    spdlog::info("run '{}': {} rounds, every site de-identifies with {}", run.name, c.rounds,
+                 deid::describe_method(run.spec));
+    result.runs.push_back(run_federation(c, pop, keys, run, dir, fo));
+    run_dirs.push_back(dir);
+    const auto& f = result.runs.back().final_round();
+    spdlog::info("run '{}' done: global mAP {:.4f}, rank-1 {:.4f} (centroid {:.4f} / {:.4f})",
+                 run.name, f.map, f.rank1, f.centroid_map, f.centroid_rank1);
+  }
+
+  nlohmann::json summary = {{"name", c.name},
+                            {"experiment", std::string(to_string(c.experiment))},
+                            {"seed", c.seed},
+                            {"rounds", c.rounds},
+                            {"local_epochs", c.local_epochs},
+                            {"strategy", c.strategy.to_json()},
+                            {"site_threads", c.site_threads(static_cast<int>(pop.sites.size()))}};
+  nlohmann::json sites = nlohmann::json::array();
+  for (const auto& s : pop.sites)
+    sites.push_back({{"site", s.site_id}, {"images", s.images}, {"identities", s.identities},
+                     {"cameras", s.cameras}});
+  summary["population"] = {{"partition", std::string(to_string(c.partition.kind))},
+                           {"sites", sites},
+                           {"test", {{"identities", pop.test_identities},
+                                     {"queries", pop.test_queries},
+                                     {"gallery", pop.test_gallery}}}};
+  nlohmann::json runs_json = nlohmann::json::array();
+  for (const auto& r : result.runs) runs_json.push_back(r.to_json());
+  summary["runs"] = runs_json;
+
+  if (c.experiment == Experiment::kDpSweep) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (std::size_t i = 0; i < result.runs.size(); ++i) {
+      const auto& fr = result.runs[i];
+      const auto& f = fr.final_round();
+      rows.push_back({{"preset", *runs[i].spec.preset},
+                      {"epsilon", *runs[i].spec.epsilon},
+                      {"mAP", f.map},
+                      {"rank1", f.rank1},
+                      {"centroid_mAP", f.centroid_map},
+                      {"centroid_rank1", f.centroid_rank1},
+                      {"ssim", fr.deid_ssim},
+                      {"psnr", fr.deid_psnr}});
+    }
+    summary["dp_sweep"] = rows;
+  }
+
+  std::vector<fs::path> strips;
+  nlohmann::json attack_timing = nullptr;
+  // metrics.jsonl: every completed round of every run, one JSON object per line.
+  std::string lines;
+  for (const auto& r : result.runs)
+    for (const auto& round : r.rounds) {
+      nlohmann::json j = round.to_json();
+      j["run"] = r.name;
+      lines += j.dump() + "\n";
+    }
+  util::write_file_atomic(out / "metrics.jsonl", lines);
+  util::write_file_atomic(out / "summary.json", summary.dump(2) + "\n");
+
+  result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  nlohmann::json timing = {{"wall_seconds", result.seconds},
+                           {"hardware_threads", std::thread::hardware_concurrency()},
+                           {"runs", nlohmann::json::object()}};
+  for (const auto& r : result.runs) timing["runs"][r.name] = r.seconds;
+  if (!attack_timing.is_null()) timing["attack"] = attack_timing;
+  util::write_file_atomic(out / "timing.json", timing.dump(2) + "\n");
+
+  ReportInputs ri{c, pop, result.runs, run_dirs, summary, out, strips, result.seconds};
+  result.summary_table = write_report(ri);
+  result.report = out / "report.html";
+  result.summary = std::move(summary);
+  return result;
+}
+
+}  // namespace ppreid::sim
