@@ -9,8 +9,11 @@
 
 #include "core/data/dataset.h"
 #include "core/deid/pis/one_time_key.h"
+#include "core/privacy/attribute_attack.h"
 #include "core/privacy/identity_attack.h"
 #include "core/privacy/pu_score.h"
+#include "core/privacy/shift_truth.h"
+#include "core/reid/backbone.h"
 #include "core/reid/checkpoint.h"
 #include "core/reid/features.h"
 #include "core/util/error.h"
@@ -30,24 +33,14 @@ struct AttackArgs {
 };
 
 // Who each de-identified image stands for (see HitPidsFn): its own file-name pid, which is right
-// for every method that keeps the names. A method that gives new labels (PIS) plugs its
-// new -> {original, partners} table in here with hit_pids_from_table.
-HitPidsFn hit_pids_for(const AttackArgs& a) {
-  if (a.one_time_key.empty() != a.key_file.empty())
+// for every method that keeps the names. PIS gives new labels: its decrypted one-time key says
+// new -> {original, partners}.
+HitPidsFn hit_pids_for(const std::string& one_time_key, const std::string& key_file) {
+  if (one_time_key.empty() != key_file.empty())
     throw UsageError("--one-time-key and --key-file go together");
-  if (a.one_time_key.empty()) return same_pid;
-  const deid::pis::ShiftPlan plan = deid::pis::read_one_time_key(a.one_time_key, a.key_file);
-  std::map<int, std::vector<int>> table;
-  for (const auto& [pid, shift] : plan.by_pid) {
-    std::vector<int> hits = {shift.original_pid};
-    // Cross-dataset partners are people of another dataset: their pids name nobody here.
-    if (!plan.cross_dataset)
-      for (const auto& p : shift.partners) hits.push_back(p.pid);
-    table[shift.new_pid] = hits;
-  }
-  // Distractors keep label 0 and stand for nobody in particular.
-  table[0] = {0};
-  return hit_pids_from_table(std::move(table), a.one_time_key);
+  if (one_time_key.empty()) return same_pid;
+  return hit_pids_from_shift_plan(deid::pis::read_one_time_key(one_time_key, key_file),
+                                  one_time_key);
 }
 
 void run_identity_attack_command(const AttackArgs& a) {
@@ -61,7 +54,7 @@ void run_identity_attack_command(const AttackArgs& a) {
   train_only.require_query_gallery = false;
   const data::Dataset raw = data::load_dataset(a.raw, train_only);
   const data::Dataset deid = data::load_dataset(a.deid, train_only);
-  const HitPidsFn hit_pids = hit_pids_for(a);
+  const HitPidsFn hit_pids = hit_pids_for(a.one_time_key, a.key_file);
   util::configure_torch_threads(a.threads);
   reid::CheckpointInfo info;
   reid::ReidModel attacker = reid::load_checkpoint_model(a.attacker, &info);
@@ -83,6 +76,60 @@ void run_identity_attack_command(const AttackArgs& a) {
               r.map, r.rank1, r.rank5);
   std::printf("  %d of %d queries with a hit (%d target identities), %d de-identified images\n",
               r.valid_queries, r.total_queries, r.target_ids, r.gallery_images);
+}
+
+struct AttributeArgs {
+  std::string raw, deid, attacker_data;
+  std::string one_time_key, key_file;
+  AttributeAttackOptions options;
+  bool json = false;
+};
+
+// Loads a raw dataset's train split and checks that it carries the identities' attributes.
+data::Dataset load_attributed(const std::string& root, const char* flag) {
+  data::LoadOptions train_only;
+  train_only.require_query_gallery = false;
+  data::Dataset d = data::load_dataset(root, train_only);
+  if (d.attributes.empty()) {
+    std::error_code ec;
+    const fs::path csv = d.root / "attributes.csv";
+    throw Error(std::string(flag) + " dataset '" + root + "' " +
+                (fs::exists(csv, ec) ? "has an attributes.csv without any identity row"
+                                     : "has no attributes.csv") +
+                "; the attribute attack needs every identity's gender, hair_length and age_group "
+                "there (`ppreid synth` writes one; see docs for the format)");
+  }
+  return d;
+}
+
+void run_attribute_attack_command(const AttributeArgs& a) {
+  const data::Dataset raw = load_attributed(a.raw, "--raw");
+  data::LoadOptions train_only;
+  train_only.require_query_gallery = false;
+  const data::Dataset deid = data::load_dataset(a.deid, train_only);
+  const HitPidsFn hit_pids = hit_pids_for(a.one_time_key, a.key_file);
+  util::configure_torch_threads(a.options.threads);
+  // The attacker trains on raw images of its own people when it has them, else on the targets'.
+  const data::Dataset attacker =
+      a.attacker_data.empty() ? raw : load_attributed(a.attacker_data, "--attacker-data");
+  AttributeClassifier classifier =
+      train_attribute_classifier(attacker, attacker.attributes, a.options);
+  const AttributeScores s = evaluate_attribute_attack(classifier, deid, raw.attributes, hit_pids);
+  if (a.json) {
+    nlohmann::json j = s.to_json();
+    j["arch"] = a.options.arch;
+    j["epochs"] = a.options.epochs;
+    j["final_loss"] = classifier.final_loss();
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::printf("attribute attack (macro F1; majority-class guess in brackets): mean %.4f (%.4f)\n",
+              s.mean_f1, s.mean_majority_f1);
+  for (const AttributeScore& x : s.attributes)
+    std::printf("  %-12s F1 %.4f (%.4f)  accuracy %.4f\n", x.name.c_str(), x.f1, x.majority_f1,
+                x.accuracy);
+  std::printf("  %d de-identified images\n",
+              s.attributes.empty() ? 0 : s.attributes.front().samples);
 }
 
 struct PuArgs {
@@ -172,6 +219,36 @@ void register_privacy_commands(CLI::App& app) {
   attack->add_option("--key-file", a->key_file, "PIS: the key file of --one-time-key");
   attack->add_flag("--json", a->json, "Print JSON");
   attack->callback([a] { run_identity_attack_command(*a); });
+
+  auto t = std::make_shared<AttributeArgs>();
+  CLI::App* attr = privacy->add_subcommand(
+      "attribute-attack",
+      "Attribute F1: a classifier trained on raw images predicts gender, hair length and age "
+      "group of the de-identified train split");
+  attr->add_option("--raw", t->raw,
+                   "Raw dataset with attributes.csv: the truth (and, without --attacker-data, the "
+                   "classifier's training images)")
+      ->required();
+  attr->add_option("--deid", t->deid, "De-identified copy of --raw (its train split is attacked)")
+      ->required();
+  attr->add_option("--attacker-data", t->attacker_data,
+                   "Raw dataset with attributes.csv of the attacker's own people to train on");
+  attr->add_option("--one-time-key", t->one_time_key,
+                   "PIS: the release's encrypted one-time key; the truth is the original identity");
+  attr->add_option("--key-file", t->key_file, "PIS: the key file of --one-time-key");
+  attr->add_option("--arch", t->options.arch, "Classifier backbone")
+      ->check(CLI::IsMember(reid::backbone_archs()));
+  attr->add_option("--epochs", t->options.epochs, "Training epochs")->check(CLI::Range(1, 100000));
+  attr->add_option("--height", t->options.height, "Input height")->check(CLI::Range(16, 4096));
+  attr->add_option("--width", t->options.width, "Input width")->check(CLI::Range(16, 4096));
+  attr->add_option("--batch-size", t->options.batch, "Training batch size")
+      ->check(CLI::Range(1, 4096));
+  attr->add_option("--lr", t->options.lr, "Adam learning rate")->check(CLI::PositiveNumber);
+  attr->add_option("--seed", t->options.seed, "Seed of weights, shuffling and flips");
+  attr->add_option("--threads", t->options.threads, "LibTorch threads (0 = all cores)")
+      ->check(CLI::Range(0, 1024));
+  attr->add_flag("--json", t->json, "Print JSON");
+  attr->callback([t] { run_attribute_attack_command(*t); });
 
   auto p = std::make_shared<PuArgs>();
   CLI::App* pu = privacy->add_subcommand(

@@ -4,7 +4,8 @@
 
 namespace ppreid::privacy {
 
-// `ppreid privacy identity-attack` (T_p of a de-identified dataset) and `ppreid privacy pu-score`.
+// `ppreid privacy identity-attack` (T_p of a de-identified dataset), `ppreid privacy
+// attribute-attack` (attribute F1 on it) and `ppreid privacy pu-score`.
 void register_privacy_commands(CLI::App& app);
 
 }  // namespace ppreid::privacy
