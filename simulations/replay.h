@@ -36,6 +36,9 @@ struct ReplayOptions {
   std::uint64_t seed = 0;  // model weights and dummy images
   std::vector<int> snapshots = {1, 10, 50};  // iterations shown in the strips
   std::filesystem::path strip_dir;           // empty: no PNG strips
+  // Called with what the attacker decoded from each update, in the model's parameter order,
+  // before the attack (tests compare it with what the site computed).
+  std::function<void(const std::vector<torch::Tensor>& received)> on_received;
 };
 
 // One victim image: the raw crop (never leaves the site; used only to score the attack) and the
@@ -73,7 +76,7 @@ struct ReplaySummary {
   // MSE threshold -> fraction of attacks whose reconstruction is within it (1e-2, 1e-3, 1e-4).
   std::map<double, double> success_raw, success_deid;
   double mean_mse_raw = 0, mean_mse_deid = 0, mean_ssim_raw = 0, mean_ssim_deid = 0;
-  double mean_psnr_raw = 0, mean_psnr_deid = 0;
+  double mean_psnr_raw = 0, mean_psnr_deid = 0;  // PSNR capped at 100 dB (identical images)
   // {"model","method","mode","attacks":[...],"label_accuracy","success_raw":{"1e-02":..},...}
   nlohmann::json to_json(const ReplayOptions& options) const;
 };

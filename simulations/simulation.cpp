@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "core/data/synth/generator.h"
 #include "core/deid/method_config.h"
 #include "core/deid/pis/one_time_key.h"
+#include "core/deid/pis/shift_plan.h"
 #include "core/deid/pis/pis_config.h"
 #include "core/deid/pis/pis_trainer.h"
 #include "core/privacy/identity_attack.h"
@@ -28,6 +30,8 @@
 #include "core/util/error.h"
 #include "core/util/threads.h"
 #include "simulations/population.h"
+#include "simulations/privacy_utility.h"
+#include "simulations/replay.h"
 #include "simulations/sim_report.h"
 
 namespace ppreid::sim {
@@ -87,29 +91,6 @@ void drop_timings(nlohmann::json& j) {
   }
 }
 
-// A Market-layout directory whose train split holds the raw test-split identities (query and
-// gallery, pid > 0): the attacker's own people, never the targets.
-fs::path attacker_dataset(const Population& pop, const fs::path& out) {
-  const fs::path dir = out / "data" / "attacker";
-  if (fs::exists(dir)) return dir;
-  const fs::path tmp = out / "data" / ".attacker.partial";
-  fs::remove_all(tmp);
-  fs::create_directories(tmp / "bounding_box_train");
-  data::LoadOptions test_only;
-  test_only.require_train = false;
-  const data::Dataset test = data::load_dataset(pop.test, test_only);
-  for (const auto* split : {&test.query, &test.gallery})
-    for (const auto& r : *split) {
-      if (r.pid <= 0) continue;
-      const fs::path to = tmp / "bounding_box_train" / fs::path(r.path).filename();
-      if (!fs::exists(to)) fs::copy_file(test.absolute(r), to);
-    }
-  for (const char* name : {"attributes.csv", "keypoints.csv"})
-    if (fs::exists(pop.test / name)) fs::copy_file(pop.test / name, tmp / name);
-  fs::rename(tmp, dir);
-  return dir;
-}
-
 }  // namespace
 
 namespace {
@@ -136,6 +117,83 @@ fs::path ensure_pis_model(const SimConfig& c, const fs::path& out) {
   return run / "checkpoint";
 }
 
+
+// The replay's victims: site-1's first train images of distinct identities, raw and as the site
+// released them (PIS renames them to the new label its one-time key records).
+std::vector<ReplayTarget> attack_victims(const SimConfig& c, const Population& pop,
+                                         const NamedMethod& method, const SimKeys& keys,
+                                         const fs::path& run_dir) {
+  const SiteData& site = pop.sites.front();
+  data::LoadOptions train_only;
+  train_only.require_query_gallery = false;
+  const data::Dataset raw = data::load_dataset(site.raw, train_only);
+  std::optional<deid::pis::ShiftPlan> plan;
+  if (method.spec.method == "pis") {
+    const fs::path key = method.spec.one_time_key
+                             ? *method.spec.one_time_key
+                             : run_dir / "secrets" / (site.site_id + ".otk");
+    const fs::path key_file =
+        method.spec.key_file ? *method.spec.key_file : keys.dir / "pis.aeskey";
+    plan = deid::pis::read_one_time_key(key, key_file);
+  }
+  const fs::path store = site_store(run_dir, site.site_id);
+  std::vector<ReplayTarget> targets;
+  std::set<int> seen;
+  for (const auto& r : raw.train) {
+    if (static_cast<int>(targets.size()) >= c.attack.images) break;
+    if (r.pid <= 0 || !seen.insert(r.pid).second) continue;
+    const std::string released =
+        plan ? deid::pis::shifted_path(r.path, raw.layout, plan->for_image(r).new_pid) : r.path;
+    if (!fs::exists(store / released))
+      throw Error("attack: site " + site.site_id + " released no '" + released + "' in " +
+                  store.string() + "; the run directory is incomplete, rerun without --resume");
+    targets.push_back({fs::path(r.path).stem().string(), raw.absolute(r), store / released,
+                       r.label});
+  }
+  if (targets.empty())
+    throw Error("attack: site " + site.site_id + " has no identity to attack");
+  return targets;
+}
+
+ReplayOptions replay_options(const SimConfig& c, const fs::path& strip_dir) {
+  ReplayOptions o;
+  o.model.model = c.attack.model;
+  if (c.attack.model == "lenet") {
+    o.model.height = o.model.width = c.attack.size;
+  } else {
+    o.model.arch = "resnet_tiny";
+    o.model.height = c.attack.height;
+    o.model.width = c.attack.width;
+  }
+  o.model.classes = 10;
+  o.method = c.attack.method == "dlg" ? attacks::InversionMethod::kDlg
+                                      : attacks::InversionMethod::kIdlg;
+  o.mode = parse_replay_mode(c.attack.mode);
+  o.iterations = c.attack.iterations;
+  o.local_lr = c.attack.local_lr;
+  o.local_steps = c.attack.local_steps;
+  o.seed = c.seed + 8191;
+  o.strip_dir = strip_dir;
+  return o;
+}
+
+nlohmann::json replay_on_run(const SimConfig& c, const Population& pop, const SimKeys& keys,
+                             const NamedMethod& method, const fs::path& run_dir,
+                             const fs::path& strip_dir, std::vector<fs::path>& strips) {
+  const std::string& site = pop.sites.front().site_id;
+  const ReplayKeys rk{keys.aggregator_key, keys.aggregator_pub, keys.site_key(site),
+                      keys.allow_list, site};
+  const ReplayOptions o = replay_options(c, strip_dir);
+  spdlog::info("replaying {} on what {} shares in run '{}' ({} image(s))",
+               c.attack.method, site, method.name, c.attack.images);
+  const ReplaySummary r =
+      replay_gradient_attacks(attack_victims(c, pop, method, keys, run_dir), rk, o);
+  for (const auto& a : r.attacks)
+    if (!a.strip.empty()) strips.push_back(a.strip);
+  nlohmann::json j = r.to_json(o);
+  j["run"] = method.name;
+  return j;
+}
 }  // namespace
 
 SimulationResult run_simulation(const SimConfig& config, const fs::path& out,
@@ -224,8 +282,32 @@ SimulationResult run_simulation(const SimConfig& config, const fs::path& out,
     summary["dp_sweep"] = rows;
   }
 
+  if (c.experiment == Experiment::kPrivacyUtility) {
+    const auto t0 = Clock::now();
+    summary["privacy_utility"] = privacy_utility_rows(c, pop, keys, result.runs, runs, run_dirs, out);
+    spdlog::info("privacy attacks done in {:.0f} s",
+                 std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+
   std::vector<fs::path> strips;
   nlohmann::json attack_timing = nullptr;
+  if (c.attack.enabled) {
+    const auto t0 = Clock::now();
+    if (c.experiment == Experiment::kPrivacyUtility) {
+      // The same attack against every method's share: one row per method.
+      nlohmann::json by_method = nlohmann::json::array();
+      for (std::size_t i = 0; i < runs.size(); ++i)
+        by_method.push_back(replay_on_run(c, pop, keys, runs[i], run_dirs[i],
+                                          out / "attack" / slug(runs[i].name), strips));
+      summary["attack"] = by_method.front();
+      summary["attack_by_method"] = by_method;
+    } else {
+      summary["attack"] = replay_on_run(c, pop, keys, runs.front(), run_dirs.front(),
+                                        out / "attack", strips);
+    }
+    attack_timing = std::chrono::duration<double>(Clock::now() - t0).count();
+    drop_timings(summary);
+  }
   // metrics.jsonl: every completed round of every run, one JSON object per line.
   std::string lines;
   for (const auto& r : result.runs)
