@@ -8,9 +8,10 @@
 #include <memory>
 #include <string>
 
+#include "core/attacks/attack_models.h"
 #include "core/attacks/gradient_inversion.h"
-#include "core/attacks/lenet.h"
 #include "core/privacy/image_quality.h"
+#include "core/reid/backbone.h"
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
 #include "core/util/image.h"
@@ -22,23 +23,72 @@ namespace {
 struct AttackArgs {
   InversionMethod method = InversionMethod::kIdlg;
   std::string model = "lenet";
+  std::string arch = "resnet_tiny";
   std::string image, deid_image, strip;
   int size = 32;
+  int height = 0, width = 0;  // 0: the model's default
   int classes = 10;
   int label = 0;
   int iterations = 300;
   std::uint64_t seed = 0;
   int threads = 1;
   bool json = false;
+  // Which of the size flags were given (CLI11 fills these), for the combination checks.
+  CLI::Option* size_flag = nullptr;
+  CLI::Option* height_flag = nullptr;
+  CLI::Option* width_flag = nullptr;
+  CLI::Option* arch_flag = nullptr;
 };
 
-// BGR uint8 -> [1,3,S,S] RGB in [0, 1]: the pixel space of both reference attacks.
-torch::Tensor load_attack_image(const std::string& path, int size) {
+// The reid model's default input: small enough that an attack runs in tens of seconds on one
+// thread (the backbone keeps full resolution, every L-BFGS evaluation is a double backward through
+// it), 2:1 like a pedestrian crop, and at least 11 wide for SSIM's 11x11 window.
+constexpr int kReidHeight = 16, kReidWidth = 12;
+
+bool given(const CLI::Option* flag) { return flag != nullptr && flag->count() > 0; }
+
+// Checks the model and size flags together and resolves the input size; UsageError names the
+// flags.
+AttackModelOptions model_options(const AttackArgs& a) {
+  AttackModelOptions o;
+  o.model = a.model;
+  o.classes = a.classes;
+  o.seed = a.seed;
+  if (a.model == "lenet") {
+    if (given(a.arch_flag))
+      throw UsageError("--arch applies to --model reid only (lenet has one architecture)");
+    if (given(a.size_flag) && (given(a.height_flag) || given(a.width_flag)))
+      throw UsageError("give either --size or --height/--width, not both");
+    if (given(a.height_flag) != given(a.width_flag))
+      throw UsageError("--model lenet needs a square input: give --size, or both --height and "
+                       "--width with the same value");
+    if (given(a.height_flag) && a.height != a.width)
+      throw UsageError("--model lenet needs a square input, but --height " +
+                       std::to_string(a.height) + " and --width " + std::to_string(a.width) +
+                       " differ; use --size, or --model reid for other shapes");
+    o.height = o.width = given(a.height_flag) ? a.height : a.size;
+  } else if (a.model == "reid") {
+    if (given(a.size_flag))
+      throw UsageError("--size is lenet's square input; --model reid takes --height and --width "
+                       "(default " + std::to_string(kReidHeight) + "x" +
+                       std::to_string(kReidWidth) + ")");
+    o.arch = a.arch;
+    o.height = given(a.height_flag) ? a.height : kReidHeight;
+    o.width = given(a.width_flag) ? a.width : kReidWidth;
+  } else {
+    throw UsageError("--model " + a.model + ": unknown; use lenet (the reference LeNet) or reid "
+                     "(the ReID backbone in attack mode)");
+  }
+  return o;
+}
+
+// BGR uint8 -> [1,3,H,W] RGB in [0, 1]: the pixel space of both reference attacks.
+torch::Tensor load_attack_image(const std::string& path, int height, int width) {
   cv::Mat bgr = util::decode_image(path);
   cv::Mat resized;
-  cv::resize(bgr, resized, cv::Size(size, size), 0, 0, cv::INTER_AREA);
+  cv::resize(bgr, resized, cv::Size(width, height), 0, 0, cv::INTER_AREA);
   cv::cvtColor(resized, resized, cv::COLOR_BGR2RGB);
-  torch::Tensor t = torch::from_blob(resized.data, {size, size, 3}, torch::kUInt8).clone();
+  torch::Tensor t = torch::from_blob(resized.data, {height, width, 3}, torch::kUInt8).clone();
   return t.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32) / 255.0;
 }
 
@@ -79,22 +129,26 @@ void write_strip(const std::string& file, const std::vector<torch::Tensor>& imag
 }
 
 void run_attack(const AttackArgs& a) {
-  if (a.model != "lenet")
-    throw UsageError("--model " + a.model + ": only 'lenet' is available so far (the ReID "
-                     "backbone with Sigmoid comes with the simulator)");
+  const AttackModelOptions model_opts = model_options(a);
   if (a.label >= a.classes)
     throw UsageError("--label " + std::to_string(a.label) + " must be below --classes " +
                      std::to_string(a.classes));
+  AttackModel attack_model;
+  try {
+    attack_model = make_attack_model(model_opts);
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    throw UsageError(e.what());  // only the options can be wrong here, and they are the flags
+  }
   util::configure_torch_threads(a.threads);
-  const torch::Tensor raw = load_attack_image(a.image, a.size);
+  const int h = model_opts.height, w = model_opts.width;
+  const torch::Tensor raw = load_attack_image(a.image, h, w);
   const torch::Tensor trained_on =
-      a.deid_image.empty() ? raw : load_attack_image(a.deid_image, a.size);
+      a.deid_image.empty() ? raw : load_attack_image(a.deid_image, h, w);
 
   // White box: the attacker holds the model the site computed the gradient with.
-  torch::manual_seed(a.seed);
-  LeNet net(3, a.size, a.size, a.classes);
-  GradientModel model{[net](const torch::Tensor& x) mutable { return net->forward(x); },
-                      net->parameters()};
+  const GradientModel& model = attack_model.gradient_model;
   const std::vector<torch::Tensor> shared = shared_gradient(model, trained_on, a.label);
 
   InversionOptions options;
@@ -102,17 +156,21 @@ void run_attack(const AttackArgs& a) {
   options.iterations = a.iterations;
   options.seed = a.seed + 1;
   options.snapshots = {1, 10, 50};
-  InversionResult r = invert_gradient(model, shared, {1, 3, a.size, a.size}, a.classes, options);
+  InversionResult r =
+      invert_gradient(model, shared, attack_model.input_shape, a.classes, options);
 
   nlohmann::json out = {{"method", a.method == InversionMethod::kIdlg ? "idlg" : "dlg"},
                         {"model", a.model},
-                        {"image_size", a.size},
+                        {"height", h},
+                        {"width", w},
                         {"label", a.label},
                         {"label_inferred", r.label},
                         {"label_correct", r.label == a.label},
                         {"iterations", r.iterations},
                         {"gradient_distance", r.distance},
                         {"seconds", r.seconds}};
+  if (a.model == "lenet") out["image_size"] = h;
+  if (a.model == "reid") out["arch"] = a.arch;
   add_metrics(out, "raw", raw, r.image);
   if (!a.deid_image.empty()) add_metrics(out, "deid", trained_on, r.image);
   if (!a.strip.empty()) {
@@ -127,9 +185,10 @@ void run_attack(const AttackArgs& a) {
     std::cout << out.dump(2) << "\n";
     return;
   }
-  std::cout << out["method"].get<std::string>() << " on " << a.model << " (" << a.size << "x"
-            << a.size << "): label " << (r.label == a.label ? "recovered" : "missed") << " ("
-            << r.label << "), " << r.iterations << " L-BFGS steps in " << r.seconds << " s\n"
+  std::cout << out["method"].get<std::string>() << " on " << a.model
+            << (a.model == "reid" ? " " + a.arch : "") << " (" << h << "x" << w << "): label "
+            << (r.label == a.label ? "recovered" : "missed") << " (" << r.label << "), "
+            << r.iterations << " L-BFGS steps in " << r.seconds << " s\n"
             << "against the raw image: MSE " << out["mse_raw"] << ", PSNR " << out["psnr_raw"]
             << " dB, SSIM " << out["ssim_raw"] << "\n";
   if (!a.deid_image.empty())
@@ -156,9 +215,26 @@ void register_attack_commands(CLI::App& app) {
                     "Its de-identified version: the gradient is of this image, the "
                     "reconstruction is measured against both")
         ->check(CLI::ExistingFile);
-    cmd->add_option("--model", a->model, "lenet (the reference implementations' LeNet)");
-    cmd->add_option("--size", a->size, "Square input size the image is resized to")
-        ->check(CLI::Range(8, 256));
+    cmd->add_option("--model", a->model,
+                    "lenet (the reference implementations' LeNet) or reid (the ReID backbone "
+                    "with sigmoid and no strides + pooling + linear classifier)");
+    std::string archs;
+    for (const auto& arch : reid::backbone_archs()) archs += (archs.empty() ? "" : ", ") + arch;
+    a->arch_flag = cmd->add_option("--arch", a->arch, "reid backbone: " + archs)
+                       ->check(CLI::IsMember(reid::backbone_archs()));
+    a->size_flag = cmd->add_option("--size", a->size,
+                                   "lenet: square input size the image is resized to (default 32)")
+                       ->check(CLI::Range(8, 256));
+    a->height_flag =
+        cmd->add_option("--height", a->height,
+                        "reid: input height (default " + std::to_string(kReidHeight) +
+                            "); lenet: same as --width")
+            ->check(CLI::Range(8, 256));
+    a->width_flag =
+        cmd->add_option("--width", a->width,
+                        "reid: input width (default " + std::to_string(kReidWidth) +
+                            ", at least 11 for SSIM's window); lenet: same as --height")
+            ->check(CLI::Range(8, 256));
     cmd->add_option("--classes", a->classes, "Classes of the model")->check(CLI::Range(2, 100000));
     cmd->add_option("--label", a->label, "The image's label in the shared gradient")
         ->check(CLI::Range(0, 99999));
