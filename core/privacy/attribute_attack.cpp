@@ -411,19 +411,16 @@ AttributeClassifier train_attribute_classifier(const data::Dataset& raw,
   return classifier;
 }
 
-AttributeScores evaluate_attribute_attack(AttributeClassifier& classifier,
-                                          const data::Dataset& deid,
-                                          const data::AttributeTable& truth,
-                                          const HitPidsFn& hit_pids) {
-  if (!hit_pids) throw Error("evaluate_attribute_attack: no identity mapping given (use same_pid)");
+AttributeTruth attribute_attack_truth(const data::Dataset& deid, const data::AttributeTable& truth,
+                                      const HitPidsFn& hit_pids) {
+  if (!hit_pids) throw Error("attribute attack: no identity mapping given (use same_pid)");
   const std::vector<AttackedAttribute>& attrs = attacked_attributes();
-  std::map<int, std::vector<int>> truth_of;  // de-identified pid -> true codes
-  std::vector<std::filesystem::path> files;
-  std::vector<std::vector<int>> expected;
+  std::map<int, std::vector<int>> codes_of;  // de-identified pid -> true codes
+  AttributeTruth out;
   for (const data::ImageRecord& r : deid.train) {
     if (r.pid <= 0) continue;
-    auto known = truth_of.find(r.pid);
-    if (known == truth_of.end()) {
+    auto known = codes_of.find(r.pid);
+    if (known == codes_of.end()) {
       const std::vector<int> hits = hit_pids(r.pid);
       if (hits.empty())
         throw Error("the identity mapping gives no pid for de-identified pid " +
@@ -447,18 +444,26 @@ AttributeScores evaluate_attribute_attack(AttributeClassifier& classifier,
                       std::to_string(a.classes) + "); fix its row in attributes.csv");
         codes.push_back(code);
       }
-      known = truth_of.emplace(r.pid, std::move(codes)).first;
+      known = codes_of.emplace(r.pid, std::move(codes)).first;
     }
-    expected.push_back(known->second);
-    files.push_back(deid.absolute(r));
+    out.codes.push_back(known->second);
+    out.files.push_back(deid.absolute(r));
   }
-  if (files.empty())
+  if (out.files.empty())
     throw Error("de-identified dataset '" + deid.root.string() +
                 "' has no train image with pid > 0 to attack; give the de-identified copy of a "
                 "labelled raw dataset");
-  spdlog::info("attribute attack: {} de-identified images of {} labels", files.size(),
-               truth_of.size());
-  return score_attributes(expected, classifier.predict_files(files));
+  out.labels = static_cast<int>(codes_of.size());
+  return out;
+}
+
+AttributeScores evaluate_attribute_attack(AttributeClassifier& classifier,
+                                          const data::Dataset& deid,
+                                          const data::AttributeTable& truth,
+                                          const HitPidsFn& hit_pids) {
+  const AttributeTruth t = attribute_attack_truth(deid, truth, hit_pids);
+  spdlog::info("attribute attack: {} de-identified images of {} labels", t.files.size(), t.labels);
+  return score_attributes(t.codes, classifier.predict_files(t.files));
 }
 
 }  // namespace ppreid::privacy

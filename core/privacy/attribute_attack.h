@@ -8,6 +8,8 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -102,6 +104,18 @@ class AttributeClassifier {
 AttributeClassifier train_attribute_classifier(const data::Dataset& raw,
                                                const data::AttributeTable& table,
                                                const AttributeAttackOptions& options);
+
+// What the attack scores, before any classifier exists: every de-identified TRAIN image (pid > 0)
+// with the attacked-attribute codes (attacked_attributes() order) of its original identity,
+// hit_pids(pid)[0], in dataset order. Commands call it before training so that a dataset, table
+// or mapping that does not fit fails at once. Throws what evaluate_attribute_attack throws.
+struct AttributeTruth {
+  std::vector<std::filesystem::path> files;
+  std::vector<std::vector<int>> codes;
+  int labels = 0;  // distinct de-identified pids
+};
+AttributeTruth attribute_attack_truth(const data::Dataset& deid, const data::AttributeTable& truth,
+                                      const HitPidsFn& hit_pids = same_pid);
 
 // Predicts the attributes of every de-identified TRAIN image (pid > 0) and scores them against
 // the ORIGINAL identity's attributes: hit_pids(pid)[0] (for PIS the key's original pid; for

@@ -97,7 +97,8 @@ data::Dataset load_attributed(const std::string& root, const char* flag) {
                 (fs::exists(csv, ec) ? "has an attributes.csv without any identity row"
                                      : "has no attributes.csv") +
                 "; the attribute attack needs every identity's gender, hair_length and age_group "
-                "there (`ppreid synth` writes one; see docs for the format)");
+                "there (a header `pid,gender,hair_length,age_group,...` as in the README's table "
+                "of dataset files; `ppreid synth` writes one)");
   }
   return d;
 }
@@ -108,6 +109,8 @@ void run_attribute_attack_command(const AttributeArgs& a) {
   train_only.require_query_gallery = false;
   const data::Dataset deid = data::load_dataset(a.deid, train_only);
   const HitPidsFn hit_pids = hit_pids_for(a.one_time_key, a.key_file);
+  // Whatever does not fit together fails now, not after training.
+  attribute_attack_truth(deid, raw.attributes, hit_pids);
   util::configure_torch_threads(a.options.threads);
   // The attacker trains on raw images of its own people when it has them, else on the targets'.
   const data::Dataset attacker =
