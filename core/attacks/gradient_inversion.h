@@ -39,6 +39,10 @@ struct InversionOptions {
   double lr = 1.0;
   double tolerance = 1e-6;   // stop once the gradient distance is below this
   std::uint64_t seed = 0;    // the dummy image (and label) start as N(0, 1) draws from it
+  // From some starting points L-BFGS stalls at once (saturated Sigmoids: the distance stops
+  // moving far above the tolerance). A determined attacker then starts again from another dummy:
+  // up to `restarts` more attempts, each with the full iteration budget; the best one is kept.
+  int restarts = 2;
   std::vector<int> snapshots;  // steps after which to keep the reconstruction (for strips)
 };
 
@@ -46,7 +50,8 @@ struct InversionResult {
   torch::Tensor image;   // [1,C,H,W], the reconstruction
   std::int64_t label = -1;
   bool label_from_gradient = false;  // iDLG: inferred before optimizing
-  int iterations = 0;    // L-BFGS steps run
+  int iterations = 0;    // L-BFGS steps run in the attempt kept
+  int restarts = 0;      // attempts abandoned because they stalled
   double distance = 0;   // final squared L2 distance between the gradients
   double seconds = 0;
   std::vector<std::pair<int, torch::Tensor>> snapshots;
