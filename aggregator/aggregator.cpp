@@ -446,6 +446,11 @@ void Aggregator::poll(milliseconds timeout, RoundProgress* p) {
     case proto::MessageType::kError: {
       const auto& e = std::get<proto::ErrorMessage>(in->envelope.payload);
       spdlog::warn("site {} reports an error ({}): {}", id, proto::to_string(e.code), e.message);
+      // A site that could not train this round's Task will send no Update for it: stop waiting
+      // for it (the round completes with the others or is retried) instead of timing out.
+      if (p && !p->evaluating && static_cast<std::int64_t>(in->envelope.round) == p->round &&
+          p->asked.count(id) && p->answered.insert(id).second)
+        p->record.rejected.push_back({id, "site_error", e.message});
       return;
     }
     case proto::MessageType::kBye:

@@ -22,7 +22,9 @@ struct RoundRecord {
   struct Rejected {
     std::string site, reason, detail;
   };
-  std::vector<Rejected> rejected;               // updates the validator refused
+  // updates the validator refused, and sites that reported they could not train the round's
+  // Task (reason "site_error", detail: their message)
+  std::vector<Rejected> rejected;
   std::vector<std::string> silent;               // asked, never answered
   std::map<std::string, std::uint64_t> transport_rejected;  // error code -> messages refused
   double aggregation_seconds = 0.0;

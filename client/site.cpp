@@ -17,6 +17,7 @@
 #include "core/util/atomic_dir.h"
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
+#include "core/util/threads.h"
 #include "protocols/text.h"
 #include "protocols/torch_wire.h"
 
@@ -163,10 +164,13 @@ PrepareReport Site::prepare() {
   store_ = data::load_dataset(c.store, load);
   train_config_ = reid::load_train_config(c.train_config);
   if (c.threads > 0) train_config_.profile.runtime.threads = c.threads;
-  torch::manual_seed(train_config_.profile.runtime.seed);
-  model_ = reid::ReidModel(
-      reid::ModelOptions{train_config_.backbone, store_->num_train_ids, true});
-  center_ = reid::CenterLoss(store_->num_train_ids, model_->feature_dim());
+  {
+    std::lock_guard seeded(util::torch_generator_mutex());
+    torch::manual_seed(train_config_.profile.runtime.seed);
+    model_ = reid::ReidModel(
+        reid::ModelOptions{train_config_.backbone, store_->num_train_ids, true});
+    center_ = reid::CenterLoss(store_->num_train_ids, model_->feature_dim());
+  }
   restore_state();
   report.restored_state = restored_state_;
 

@@ -313,7 +313,6 @@ std::vector<RoundSummary> read_rounds(const fs::path& metrics) {
 FaultOutcome trace_fault(const FaultSpec& fault, const std::vector<RoundSummary>& rounds) {
   FaultOutcome out{fault, {}};
   for (const auto& r : rounds) {
-    if (!fault.applies(r.round)) continue;
     std::string what = "not asked";
     if (std::find(r.accepted.begin(), r.accepted.end(), fault.site) != r.accepted.end())
       what = "accepted";

@@ -37,7 +37,8 @@ struct RoundSummary {
 struct FaultOutcome {
   FaultSpec fault;
   // round -> what the aggregator did with the site: "accepted", "rejected: <reason>",
-  // "silent", "not asked" (the site had gone).
+  // "silent", "not asked" (the site had gone). Every round, also those outside the fault's
+  // [from_round, until_round], so a site's recovery shows.
   std::vector<std::pair<std::int64_t, std::string>> per_round;
   nlohmann::json to_json() const;
 };

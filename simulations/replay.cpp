@@ -166,6 +166,12 @@ ReplaySummary replay_gradient_attacks(const std::vector<ReplayTarget>& targets,
   const std::vector<std::int64_t> shape = attacks::make_attack_model(o.model).input_shape;
   const int h = static_cast<int>(shape[2]), w = static_cast<int>(shape[3]);
 
+  struct ThreadsGuard {
+    int saved = at::get_num_threads();
+    explicit ThreadsGuard(int n) { at::set_num_threads(n > 0 ? n : saved); }
+    ~ThreadsGuard() { at::set_num_threads(saved); }
+  } threads_guard(o.threads);
+
   proto::ServerOptions so;
   so.federation_id = "replay";
   so.secret_key_file = keys.aggregator_secret_key;

@@ -36,6 +36,10 @@ struct ReplayOptions {
   std::uint64_t seed = 0;  // model weights and dummy images
   std::vector<int> snapshots = {1, 10, 50};  // iterations shown in the strips
   std::filesystem::path strip_dir;           // empty: no PNG strips
+  // LibTorch threads while attacking (restored afterwards). One by default: the attack models
+  // are small, and with a second OpenMP thread spin-waiting a busy core the L-BFGS steps slow
+  // down many times over.
+  int threads = 1;
   // Called with what the attacker decoded from each update, in the model's parameter order,
   // before the attack (tests compare it with what the site computed).
   std::function<void(const std::vector<torch::Tensor>& received)> on_received;

@@ -184,6 +184,21 @@ nlohmann::json replay_on_run(const SimConfig& c, const Population& pop, const Si
   const ReplayKeys rk{keys.aggregator_key, keys.aggregator_pub, keys.site_key(site),
                       keys.allow_list, site};
   const ReplayOptions o = replay_options(c, strip_dir);
+  // A resumed simulation reuses a replay of the same settings on the same run.
+  const fs::path cache = strip_dir / "replay.json";
+  const nlohmann::json key = {{"run", method.name},
+                              {"images", c.attack.images},
+                              {"options", ReplaySummary{}.to_json(o)},
+                              {"local_lr", o.local_lr},
+                              {"local_steps", o.local_steps}};
+  if (fs::exists(cache)) {
+    const nlohmann::json saved = nlohmann::json::parse(util::read_file(cache));
+    if (saved.at("key") == key) {
+      for (const auto& a : saved.at("summary").at("attacks"))
+        if (a.contains("strip")) strips.push_back(strip_dir / a.at("strip").get<std::string>());
+      return saved.at("summary");
+    }
+  }
   spdlog::info("replaying {} on what {} shares in run '{}' ({} image(s))",
                c.attack.method, site, method.name, c.attack.images);
   const ReplaySummary r =
@@ -192,6 +207,7 @@ nlohmann::json replay_on_run(const SimConfig& c, const Population& pop, const Si
     if (!a.strip.empty()) strips.push_back(a.strip);
   nlohmann::json j = r.to_json(o);
   j["run"] = method.name;
+  util::write_file_atomic(cache, nlohmann::json{{"key", key}, {"summary", j}}.dump(1) + "\n");
   return j;
 }
 }  // namespace

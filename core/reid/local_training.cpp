@@ -35,7 +35,10 @@ LocalRoundResult train_local_round(ReidModel& model, CenterLoss& center,
   const std::uint64_t first_epoch = settings.round * static_cast<std::uint64_t>(settings.local_epochs);
   if (first_epoch + settings.local_epochs > static_cast<std::uint64_t>(std::numeric_limits<int>::max()))
     throw Error(where + ": round * local_epochs is too large for the loader's epoch index");
-  torch::manual_seed(settings.seed * 1000003ULL + settings.round);
+  {
+    std::lock_guard seeded(util::torch_generator_mutex());  // never in the middle of another's init
+    torch::manual_seed(settings.seed * 1000003ULL + settings.round);
+  }
 
   data::LoaderOptions loader_options = config.profile.loader;
   loader_options.p = settings.p;

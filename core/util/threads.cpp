@@ -12,4 +12,9 @@ int configure_torch_threads(int requested) {
   return torch::get_num_threads();
 }
 
+std::mutex& torch_generator_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
 }  // namespace ppreid::util
