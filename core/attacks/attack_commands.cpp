@@ -38,12 +38,19 @@ struct AttackArgs {
   CLI::Option* height_flag = nullptr;
   CLI::Option* width_flag = nullptr;
   CLI::Option* arch_flag = nullptr;
+  CLI::Option* iterations_flag = nullptr;
 };
 
 // The reid model's default input: small enough that an attack runs in tens of seconds on one
 // thread (the backbone keeps full resolution, every L-BFGS evaluation is a double backward through
-// it), 2:1 like a pedestrian crop, and at least 11 wide for SSIM's 11x11 window.
+// it), and at least 11 wide for SSIM's 11x11 window. Not 2:1 like a pedestrian crop: the cost
+// of an L-BFGS step hardly falls below ~3 s on one core at any size (the ~40 batch-1
+// convolutions and their double backward dominate), and larger inputs need more steps (32x16:
+// 25 steps, 150 s, where 16x12 needs 9, 44 s).
 constexpr int kReidHeight = 16, kReidWidth = 12;
+// The reid model's default L-BFGS steps: an attack that succeeds there does so within 10-25 steps
+// (3-4 s each on one core), one that stalls in a local minimum would take ~15 min for 300.
+constexpr int kReidIterations = 50;
 
 bool given(const CLI::Option* flag) { return flag != nullptr && flag->count() > 0; }
 
@@ -153,7 +160,8 @@ void run_attack(const AttackArgs& a) {
 
   InversionOptions options;
   options.method = a.method;
-  options.iterations = a.iterations;
+  options.iterations =
+      a.model == "reid" && !given(a.iterations_flag) ? kReidIterations : a.iterations;
   options.seed = a.seed + 1;
   options.snapshots = {1, 10, 50};
   InversionResult r =
@@ -167,6 +175,7 @@ void run_attack(const AttackArgs& a) {
                         {"label_inferred", r.label},
                         {"label_correct", r.label == a.label},
                         {"iterations", r.iterations},
+                        {"restarts", r.restarts},
                         {"gradient_distance", r.distance},
                         {"seconds", r.seconds}};
   if (a.model == "lenet") out["image_size"] = h;
@@ -238,8 +247,11 @@ void register_attack_commands(CLI::App& app) {
     cmd->add_option("--classes", a->classes, "Classes of the model")->check(CLI::Range(2, 100000));
     cmd->add_option("--label", a->label, "The image's label in the shared gradient")
         ->check(CLI::Range(0, 99999));
-    cmd->add_option("--iterations", a->iterations, "L-BFGS steps at most (stops at distance 1e-6)")
-        ->check(CLI::Range(1, 100000));
+    a->iterations_flag =
+        cmd->add_option("--iterations", a->iterations,
+                        "L-BFGS steps at most (stops at distance 1e-6); default 300 for lenet, " +
+                            std::to_string(kReidIterations) + " for reid")
+            ->check(CLI::Range(1, 100000));
     cmd->add_option("--seed", a->seed, "Seed of the model weights and the dummy image");
     cmd->add_option("--threads", a->threads, "LibTorch threads (0 = all cores)")
         ->check(CLI::Range(0, 1024));
