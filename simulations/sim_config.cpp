@@ -214,9 +214,10 @@ SimConfig parse_sim_config(const std::string& yaml, const fs::path& file) {
     a.get_choice("mode", at.mode, {"fedsgd", "fedavg"});
     a.get("images", at.images, 1, 1000);
     a.get("iterations", at.iterations, 1, 100000);
-    a.get("size", at.size, 8, 256);
-    a.get("height", at.height, 8, 512);
-    a.get("width", at.width, 8, 512);
+    // At least 11: the reconstruction's SSIM uses an 11x11 window.
+    a.get("size", at.size, 11, 256);
+    a.get("height", at.height, 11, 512);
+    a.get("width", at.width, 11, 512);
     a.get("local_lr", at.local_lr, 1e-9, 10.0);
     a.get("local_steps", at.local_steps, 1, 1000);
     a.finish();

@@ -66,7 +66,7 @@ struct AttackSection {
   int images = 1;                // victims, taken from site-1's de-identified train split
   int iterations = 300;
   int size = 32;                 // lenet: square input
-  int height = 32, width = 16;   // reid input
+  int height = 16, width = 12;   // reid input (16x12: the smallest SSIM can score)
   double local_lr = 0.01;        // fedavg: the victim's SGD step size
   int local_steps = 1;           // fedavg: its steps
 };

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "core/attacks/attack_images.h"
 #include "core/attacks/attack_models.h"
 #include "core/attacks/gradient_inversion.h"
 #include "core/privacy/image_quality.h"
@@ -89,25 +90,6 @@ AttackModelOptions model_options(const AttackArgs& a) {
   return o;
 }
 
-// BGR uint8 -> [1,3,H,W] RGB in [0, 1]: the pixel space of both reference attacks.
-torch::Tensor load_attack_image(const std::string& path, int height, int width) {
-  cv::Mat bgr = util::decode_image(path);
-  cv::Mat resized;
-  cv::resize(bgr, resized, cv::Size(width, height), 0, 0, cv::INTER_AREA);
-  cv::cvtColor(resized, resized, cv::COLOR_BGR2RGB);
-  torch::Tensor t = torch::from_blob(resized.data, {height, width, 3}, torch::kUInt8).clone();
-  return t.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32) / 255.0;
-}
-
-cv::Mat to_bgr8(const torch::Tensor& image) {
-  torch::Tensor t = (image.detach().squeeze(0).clamp(0, 1) * 255.0).round().to(torch::kUInt8);
-  t = t.permute({1, 2, 0}).contiguous();
-  cv::Mat rgb(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)), CV_8UC3, t.data_ptr());
-  cv::Mat bgr;
-  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-  return bgr;
-}
-
 void add_metrics(nlohmann::json& out, const std::string& suffix, const torch::Tensor& reference,
                  const torch::Tensor& reconstruction) {
   const double m = mse(reconstruction.clamp(0, 1), reference);
@@ -120,20 +102,6 @@ void add_metrics(nlohmann::json& out, const std::string& suffix, const torch::Te
     out["success_" + suffix][name] = m < threshold;
 }
 
-// raw | de-identified (if any) | the snapshots | the final reconstruction, 4x nearest.
-void write_strip(const std::string& file, const std::vector<torch::Tensor>& images) {
-  std::vector<cv::Mat> tiles;
-  for (const auto& t : images) {
-    cv::Mat big;
-    cv::resize(to_bgr8(t), big, cv::Size(), 4, 4, cv::INTER_NEAREST);
-    tiles.push_back(big);
-  }
-  cv::Mat strip;
-  cv::hconcat(tiles, strip);
-  std::vector<unsigned char> bytes;
-  if (!cv::imencode(".png", strip, bytes)) throw Error("cannot encode the strip " + file);
-  util::write_file_atomic(file, std::string(bytes.begin(), bytes.end()));
-}
 
 void run_attack(const AttackArgs& a) {
   const AttackModelOptions model_opts = model_options(a);
