@@ -24,6 +24,7 @@
 #include "tests/support/errors.h"
 #include "tests/support/run_cli.h"
 #include "tests/support/synth.h"
+#include "tests/support/renamed_copy.h"
 #include "tests/support/temp_dir.h"
 
 namespace ppreid::privacy {
@@ -181,21 +182,6 @@ std::vector<fs::path> train_files(const data::Dataset& d) {
   return files;
 }
 
-// A copy of the train split with every file's pid replaced by pid + 100 (a relabelling method),
-// and the table new -> original that undoes it.
-std::map<int, std::vector<int>> write_renamed_copy(const data::Dataset& raw, const fs::path& out) {
-  fs::create_directories(out / "bounding_box_train");
-  std::map<int, std::vector<int>> table;
-  for (const data::ImageRecord& r : raw.train) {
-    const std::string name = fs::path(r.path).filename().string();
-    char pid[16];
-    std::snprintf(pid, sizeof pid, "%04d", r.pid + 100);
-    fs::copy_file(raw.absolute(r), out / "bounding_box_train" / (pid + name.substr(4)));
-    table[r.pid + 100] = {r.pid, r.pid + 1000};  // a made-up "partner" after the original
-  }
-  return table;
-}
-
 constexpr int kEpochs = 12;
 
 class AttributeAttackTraining : public ::testing::Test {
@@ -206,7 +192,8 @@ class AttributeAttackTraining : public ::testing::Test {
     data::synth::generate(testing::small_synth(24, 3, 6, 64, 32, 5, /*threads=*/1),
                           *dir_ / "raw");
     raw_ = new data::Dataset(load_train(*dir_ / "raw"));
-    renaming_ = new std::map<int, std::vector<int>>(write_renamed_copy(*raw_, *dir_ / "renamed"));
+    renaming_ = new std::map<int, std::vector<int>>(
+        testing::write_renamed_copy(*raw_, *dir_ / "renamed", 1000));
     classifier_ = new AttributeClassifier(
         train_attribute_classifier(*raw_, raw_->attributes, tiny_options(kEpochs, 3)));
   }

@@ -22,6 +22,7 @@
 #include "core/util/error.h"
 #include "tests/support/run_cli.h"
 #include "tests/support/synth.h"
+#include "tests/support/renamed_copy.h"
 #include "tests/support/temp_dir.h"
 
 namespace ppreid::privacy {
@@ -36,21 +37,6 @@ data::Dataset load_train(const fs::path& root) {
   data::LoadOptions o;
   o.require_query_gallery = false;
   return data::load_dataset(root, o);
-}
-
-// A copy of a dataset's train split with every file's pid in its name replaced by pid + 100 (a
-// renaming method such as PIS), and the table that undoes it.
-std::map<int, std::vector<int>> write_renamed_copy(const data::Dataset& raw, const fs::path& out) {
-  fs::create_directories(out / "bounding_box_train");
-  std::map<int, std::vector<int>> table;
-  for (const data::ImageRecord& r : raw.train) {
-    const std::string name = fs::path(r.path).filename().string();
-    char pid[16];
-    std::snprintf(pid, sizeof pid, "%04d", r.pid + 100);
-    fs::copy_file(raw.absolute(r), out / "bounding_box_train" / (pid + name.substr(4)));
-    table[r.pid + 100] = {r.pid};
-  }
-  return table;
 }
 
 // A copy whose file names are the raw ones but whose pixels are those of the image half the
@@ -78,7 +64,8 @@ class IdentityAttackE2E : public ::testing::Test {
     // 16 identities: 8 train identities, the targets.
     data::synth::generate(testing::small_synth(16, 3, 6, 64, 32, 21), *dir_ / "raw");
     raw_ = new data::Dataset(load_train(*dir_ / "raw"));
-    renaming_ = new std::map<int, std::vector<int>>(write_renamed_copy(*raw_, *dir_ / "renamed"));
+    renaming_ = new std::map<int, std::vector<int>>(
+        testing::write_renamed_copy(*raw_, *dir_ / "renamed"));
     shift_ = new std::map<int, std::vector<int>>(write_shifted_copy(*raw_, *dir_ / "shifted"));
 
     // An untrained attacker, saved as a checkpoint like `ppreid train` writes one. Untrained
