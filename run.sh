@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 PACKAGES=(build-essential cmake pkg-config ccache
   libtorch-dev libopencv-dev libssl-dev libzmq3-dev cppzmq-dev libcereal-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libyaml-cpp-dev libspdlog-dev
-  nlohmann-json3-dev)
+  nlohmann-json3-dev libgloo-dev)
 JOBS=${JOBS:-$(nproc)}
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

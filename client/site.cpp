@@ -13,6 +13,7 @@
 #include "core/profile/profile.h"
 #include "core/reid/checkpoint.h"
 #include "core/reid/features.h"
+#include "core/reid/batch_norm.h"
 #include "core/reid/local_training.h"
 #include "core/util/atomic_dir.h"
 #include "core/util/atomic_file.h"
@@ -75,13 +76,36 @@ std::uint64_t distinct_cameras(const data::Dataset& ds) {
   return cams.size();
 }
 
+nlohmann::json settings_to_json(const reid::LocalRoundSettings& s) {
+  return {{"local_epochs", s.local_epochs}, {"learning_rate", s.learning_rate},
+          {"weight_decay", s.weight_decay}, {"fedprox_mu", s.fedprox_mu},
+          {"p", s.p},                       {"k", s.k},
+          {"seed", s.seed},                 {"round", s.round}};
+}
+
+reid::LocalRoundSettings settings_from_json(const nlohmann::json& j) {
+  reid::LocalRoundSettings s;
+  s.local_epochs = j.at("local_epochs").get<int>();
+  s.learning_rate = j.at("learning_rate").get<double>();
+  s.weight_decay = j.at("weight_decay").get<double>();
+  s.fedprox_mu = j.at("fedprox_mu").get<double>();
+  s.p = j.at("p").get<int>();
+  s.k = j.at("k").get<int>();
+  s.seed = j.at("seed").get<std::uint64_t>();
+  s.round = j.at("round").get<std::uint64_t>();
+  return s;
+}
+
 }  // namespace
 
 Site::Site(SiteConfig config, SiteHooks hooks)
     : config_(std::move(config)), hooks_(std::move(hooks)) {}
 Site::~Site() = default;
 
-std::string Site::log_prefix() const { return "site " + config_.site_id + ": "; }
+std::string Site::log_prefix() const {
+  return "site " + config_.site_id +
+         (comm_ ? " rank " + std::to_string(comm_->rank()) : std::string()) + ": ";
+}
 
 PrepareReport Site::prepare() {
   PrepareReport report;
@@ -89,7 +113,7 @@ PrepareReport Site::prepare() {
 
   // 1. The raw dataset. Generated only when absent; synth::generate renames a complete sibling
   //    into place, so an interrupted generation leaves no half dataset behind.
-  if (!fs::exists(c.raw)) {
+  if (!fs::exists(c.raw) && !follower()) {
     if (!c.synth)
       throw Error("the raw dataset '" + c.raw.string() + "' does not exist; set data.raw in '" +
                   c.file.string() + "' to the site's Market-1501 directory (or data.synth to "
@@ -131,6 +155,11 @@ PrepareReport Site::prepare() {
                             .value("method", nlohmann::json("?")).dump() + ")");
     spdlog::info("{}store {} is complete for method {}; not de-identifying again", log_prefix(),
                  c.store.string(), method->name());
+  } else if (follower()) {
+    throw Error("rank " + std::to_string(comm_->rank()) + ": the de-identified store '" +
+                c.store.string() + "' is not complete on this machine; ranks above 0 train on "
+                "the store rank 0 prepared: put data.store on a filesystem all ranks share, or "
+                "copy rank 0's store there before starting this rank");
   } else {
     if (partial && !same_run(c.store / kDeidPartial))
       refuse("holds an interrupted de-identification with other parameters");
@@ -341,6 +370,13 @@ void Site::on_task(std::uint64_t round, const proto::Task& task, const std::atom
   stats_.last_fedprox_mu = s.fedprox_mu;
   spdlog::info("{}round {}: training {} local epoch(s), lr {:g}, mu {:g}", log_prefix(), round,
                s.local_epochs, s.learning_rate, s.fedprox_mu);
+  if (comm_) {
+    post_command({{"kind", "task"}, {"settings", settings_to_json(settings)}});
+    for (auto& [name, tensor] : global) {
+      tensor = tensor.contiguous();
+      comm_->broadcast(tensor, 0, "round " + std::to_string(round) + " global weights");
+    }
+  }
 
   auto last_beat = Clock::now();
   const std::string status = "training round " + std::to_string(round);
@@ -354,9 +390,12 @@ void Site::on_task(std::uint64_t round, const proto::Task& task, const std::atom
             last_beat = Clock::now();
           }
           return !stop.load();
-        });
+        },
+        comm_);
   } catch (const proto::TransportError&) {
     throw;
+  } catch (const dist::CollectiveError&) {
+    throw;  // another rank of this site is gone: the site cannot train any more rounds
   } catch (const Error& e) {
     // Diverged or unusable settings: this round gets no Update (the aggregator retries or
     // proceeds without it); the site keeps serving, and the next Task reloads the weights.
@@ -522,8 +561,95 @@ void Site::check_keys() const {
 }
 
 SiteExit Site::run(const std::atomic<bool>& stop) {
+  if (follower()) return follow(stop);
+  SiteExit exit = SiteExit::kStopped;
+  try {
+    exit = lead(stop);
+  } catch (const dist::CollectiveError&) {
+    throw;  // the others are gone or failing themselves
+  } catch (const std::exception& e) {
+    if (comm_) {
+      try {
+        post_command({{"kind", "exit"}, {"reason", "failed"}, {"message", e.what()}});
+      } catch (const std::exception&) {
+      }
+    }
+    throw;
+  }
+  if (comm_)
+    post_command({{"kind", "exit"}, {"reason", exit == SiteExit::kFinished ? "finished" : "stopped"}});
+  return exit;
+}
+
+// ---- data-parallel ranks ---------------------------------------------------------------------
+
+void Site::post_command(const nlohmann::json& command) {
+  comm_->post("site/command/" + std::to_string(++commands_posted_), command.dump());
+}
+
+std::optional<std::string> Site::await_post(const std::string& key,
+                                            const std::atomic<bool>& stop) {
+  // Polled, not a collective wait: rank 0 may spend hours between Tasks, and this notices both a
+  // stop signal and rank 0's death (its store goes away) within a poll interval.
+  while (!stop.load()) {
+    if (auto value = comm_->poll(key)) return value;
+    std::this_thread::sleep_for(50ms);
+  }
+  return std::nullopt;
+}
+
+void Site::share_start_state() {
+  // Rank 0's model (its saved head, centres and initial weights) is every rank's start.
+  reid::broadcast_module_state(*model_, *comm_);
+  reid::broadcast_module_state(*center_, *comm_);
+}
+
+SiteExit Site::follow(const std::atomic<bool>& stop) {
+  spdlog::info("{}waiting for rank 0 to prepare the store", log_prefix());
+  if (!await_post("site/ready", stop)) return SiteExit::kStopped;
+  if (!prepared_) prepare();
+  share_start_state();
+  for (std::uint64_t n = 1;; ++n) {
+    const auto text = await_post("site/command/" + std::to_string(n), stop);
+    if (!text) return SiteExit::kStopped;
+    const nlohmann::json command = nlohmann::json::parse(*text);
+    const std::string kind = command.at("kind").get<std::string>();
+    if (kind == "exit") {
+      const std::string reason = command.at("reason").get<std::string>();
+      if (reason == "failed")
+        throw Error("rank 0 of site " + config_.site_id + " failed (" +
+                    command.value("message", std::string("?")) + "); see its log");
+      spdlog::info("{}rank 0 says the site is done ({})", log_prefix(), reason);
+      return reason == "finished" ? SiteExit::kFinished : SiteExit::kStopped;
+    }
+    if (kind != "task")
+      throw Error("rank 0 posted an unknown command '" + kind +
+                  "'; run the same ppreid version on every rank");
+    const reid::LocalRoundSettings settings = settings_from_json(command.at("settings"));
+    reid::NamedTensors global = model_->shared_state();
+    for (auto& [name, tensor] : global)
+      comm_->broadcast(tensor, 0, "round " + std::to_string(settings.round) + " global weights");
+    try {
+      const reid::LocalRoundResult result = reid::train_local_round(
+          model_, center_, *store_, train_config_, global, settings, nullptr, comm_);
+      if (result.completed) ++stats_.tasks_trained;
+    } catch (const dist::CollectiveError&) {
+      throw;
+    } catch (const Error& e) {
+      // Rank 0 failed the same way (the checks and the loss are the same on every rank) and
+      // reports it to the aggregator; wait for its next command.
+      spdlog::error("{}round {} failed: {}", log_prefix(), settings.round, e.what());
+    }
+  }
+}
+
+SiteExit Site::lead(const std::atomic<bool>& stop) {
   check_keys();
   if (!prepared_) prepare();
+  if (comm_) {
+    comm_->post("site/ready", "1");
+    share_start_state();
+  }
   connect(stop);
   if (!client_) return SiteExit::kStopped;  // stopped while waiting for the aggregator
   say_hello();

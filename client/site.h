@@ -13,6 +13,7 @@
 
 #include "client/site_config.h"
 #include "core/data/dataset.h"
+#include "core/distributed/communicator.h"
 #include "core/reid/losses.h"
 #include "core/reid/model.h"
 #include "core/reid/train_config.h"
@@ -102,10 +103,27 @@ class Site {
   // failures that retrying cannot fix (a wrong pinned key, a model mismatch, bad data).
   SiteExit run(const std::atomic<bool>& stop);
 
+  // Data-parallel training inside the site (ppreid site --world-size W): rank 0 de-identifies,
+  // talks to the aggregator and, for every Task, posts it to the other ranks through the
+  // rendezvous store and broadcasts the global weights; all ranks then train the round together
+  // and rank 0 sends the (identical) result. Ranks above 0 never connect to the aggregator and
+  // need no keys; they train on the store rank 0 prepared (a shared filesystem, or a copy) and
+  // wait for rank 0's commands for as long as it lives. Call before run(); `comm` must outlive
+  // the Site.
+  void set_data_parallel(dist::Communicator* comm) { comm_ = comm; }
+
   const SiteConfig& config() const { return config_; }
   const SiteStats& stats() const { return stats_; }
+  // A snapshot of the shared part of the model as it is now (after prepare()).
+  reid::NamedTensors shared_weights() const { return model_->shared_state(); }
 
  private:
+  SiteExit lead(const std::atomic<bool>& stop);
+  SiteExit follow(const std::atomic<bool>& stop);
+  std::optional<std::string> await_post(const std::string& key, const std::atomic<bool>& stop);
+  void post_command(const nlohmann::json& command);
+  void share_start_state();
+  bool follower() const { return comm_ && comm_->rank() > 0; }
   void check_keys() const;
   void connect(const std::atomic<bool>& stop);
   void say_hello();
@@ -133,6 +151,8 @@ class Site {
   std::optional<std::uint64_t> highest_task_round_;
   reid::NamedTensors last_task_weights_;
   SiteStats stats_;
+  dist::Communicator* comm_ = nullptr;
+  std::uint64_t commands_posted_ = 0;
 };
 
 }  // namespace ppreid::client

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -13,6 +14,8 @@
 
 #include "client/site.h"
 #include "client/site_config.h"
+#include "core/distributed/launch_cli.h"
+#include "core/reid/train_config.h"
 #include "core/util/error.h"
 #include "core/util/stop_on_signal.h"
 
@@ -22,9 +25,12 @@ namespace {
 struct SiteArgs {
   std::string config;
   bool insecure = false;
+  dist::LaunchFlags launch;
 };
 
 void run(const SiteArgs& args) {
+  dist::LaunchOptions launch = dist::resolve_launch(args.launch);
+  dist::resolve_backend(launch.backend, /*model_on_cuda=*/false);
   SiteConfig config = load_site_config(args.config);
   if (args.insecure) {
     config.security = proto::Security::kInsecure;
@@ -36,7 +42,17 @@ void run(const SiteArgs& args) {
               << "': no encryption or authentication. Local experiments only.\n";
   }
   util::StopOnSignal signals;
+  std::unique_ptr<dist::Communicator> comm;
+  if (launch.distributed()) {
+    if (!args.launch.timeout_seconds)
+      launch.timeout = std::chrono::milliseconds(static_cast<long long>(
+          reid::load_train_config(config.train_config).distributed.timeout_seconds * 1000));
+    spdlog::info("site {} rank {} of {}: joining the rendezvous at {}", config.site_id,
+                 launch.rank, launch.world_size, launch.rendezvous());
+    comm = std::make_unique<dist::Communicator>(launch);
+  }
   Site site(std::move(config));
+  site.set_data_parallel(comm.get());
   const SiteExit exit = site.run(signals.flag());
   const SiteStats& s = site.stats();
   spdlog::info("site {}: {} after {} trained round(s), {} update(s) sent, {} evaluation(s)",
@@ -54,6 +70,7 @@ void register_site_command(CLI::App& app) {
   cmd->add_option("--config", args->config, "Site config (see configs/site.yaml)")->required();
   cmd->add_flag("--insecure", args->insecure,
                 "Plain TCP without CURVE (local experiments only; overrides the config)");
+  dist::add_launch_flags(*cmd, args->launch);
   cmd->callback([args] { run(*args); });
 }
 

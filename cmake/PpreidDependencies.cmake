@@ -18,6 +18,15 @@ ppreid_require(Torch_FOUND "LibTorch" "libtorch-dev")
 # Torch's imported target carries -D_GLIBCXX_USE_CXX11_ABI etc. in TORCH_CXX_FLAGS.
 set(CMAKE_CXX_FLAGS "${CMAKE_CXX_FLAGS} ${TORCH_CXX_FLAGS}")
 
+# c10d's Gloo process group: LibTorch exports it, its headers include Gloo's, and Gloo's own
+# symbols come from Debian's separate libgloo.
+find_library(GLOO_LIBRARY NAMES gloo)
+find_path(GLOO_INCLUDE_DIR gloo/context.h)
+if(GLOO_LIBRARY AND GLOO_INCLUDE_DIR)
+  set(GLOO_FOUND TRUE)
+endif()
+ppreid_require(GLOO_FOUND "Gloo (headers and library, for c10d's ProcessGroupGloo)" "libgloo-dev")
+
 find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs objdetect)
 ppreid_require(OpenCV_FOUND "OpenCV 4 (core, imgproc, imgcodecs, objdetect)" "libopencv-dev")
 

@@ -148,8 +148,26 @@ Batch ReidImageDataset::get_batch(BatchPlan request) {
 // ---------------------------------------------------------------------------------------------
 // Samplers
 
-PkBatchSampler::PkBatchSampler(std::shared_ptr<const PkSampler> sampler, int epoch)
-    : sampler_(std::move(sampler)), epoch_(epoch), plan_(sampler_->epoch(epoch)) {}
+PkBatchSampler::PkBatchSampler(std::shared_ptr<const PkSampler> sampler, int epoch,
+                               int shard_index, int shard_count)
+    : sampler_(std::move(sampler)),
+      shard_index_(shard_index),
+      shard_count_(shard_count),
+      epoch_(epoch),
+      plan_(plan(epoch)) {}
+
+std::vector<BatchPlan> PkBatchSampler::plan(int epoch) const {
+  std::vector<BatchPlan> batches = sampler_->epoch(epoch);
+  if (shard_count_ > 1) {
+    // Whole identities per shard: the plan keeps an identity's K images consecutive.
+    const auto per_shard = static_cast<std::ptrdiff_t>(sampler_->batch_size() / shard_count_);
+    for (BatchPlan& batch : batches) {
+      const auto first = batch.begin() + per_shard * shard_index_;
+      batch = BatchPlan(first, first + per_shard);
+    }
+  }
+  return batches;
+}
 
 void PkBatchSampler::reset(torch::optional<std::size_t> /*new_size*/) { cursor_ = 0; }
 
@@ -169,7 +187,7 @@ void PkBatchSampler::load(torch::serialize::InputArchive& archive) {
   archive.read("epoch", epoch, /*is_buffer=*/true);
   archive.read("cursor", cursor, /*is_buffer=*/true);
   epoch_ = static_cast<int>(epoch.item<std::int64_t>());
-  plan_ = sampler_->epoch(epoch_);
+  plan_ = plan(epoch_);
   cursor_ = std::min(static_cast<std::size_t>(cursor.item<std::int64_t>()), plan_.size());
 }
 
@@ -266,7 +284,18 @@ namespace {
 
 std::shared_ptr<const PkSampler> make_pk(const Dataset& dataset, const LoaderOptions& options) {
   check_loader_counts("loader", options.workers, options.prefetch_batches);
-  return std::make_shared<const PkSampler>(dataset.train, options.p, options.k, options.seed);
+  if (options.shard_count < 1 || options.shard_index < 0 ||
+      options.shard_index >= options.shard_count)
+    throw Error("loader shard " + std::to_string(options.shard_index) + " of " +
+                std::to_string(options.shard_count) + " does not exist (rank outside world size)");
+  if (options.shard_count > 1 && dataset.num_train_ids < options.p * options.shard_count)
+    throw Error("data-parallel training over " + std::to_string(options.shard_count) +
+                " ranks draws W x P = " + std::to_string(options.p * options.shard_count) +
+                " distinct identities per step, but the train split of '" +
+                dataset.root.string() + "' has " + std::to_string(dataset.num_train_ids) +
+                "; lower loader.p or the world size");
+  return std::make_shared<const PkSampler>(dataset.train, options.p * options.shard_count,
+                                           options.k, options.seed);
 }
 
 }  // namespace
@@ -285,7 +314,7 @@ void TrainLoader::start_epoch(int epoch) {
   // A fresh DataLoader per epoch: torch's begin() refuses to restart while batches are in
   // flight, and starting two worker threads costs microseconds against an epoch's seconds.
   running_.reset();
-  PkBatchSampler sampler(pk_, epoch);
+  PkBatchSampler sampler(pk_, epoch, options_.shard_index, options_.shard_count);
   batches_per_epoch_ = static_cast<int>(sampler.num_batches());
   epoch_ = epoch;
   running_ = std::make_unique<Running>(dataset_, std::move(sampler),

@@ -82,10 +82,12 @@ class ReidImageDataset
 };
 
 // torch Sampler over one epoch of a PkSampler plan. next() ignores its batch_size argument:
-// a batch is always P*K. reset() rewinds to the first batch of the same epoch.
+// a batch is always P*K (with shards: this shard's P*K/shard_count, whole identities).
+// reset() rewinds to the first batch of the same epoch.
 class PkBatchSampler : public torch::data::samplers::Sampler<BatchPlan> {
  public:
-  PkBatchSampler(std::shared_ptr<const PkSampler> sampler, int epoch);
+  PkBatchSampler(std::shared_ptr<const PkSampler> sampler, int epoch, int shard_index = 0,
+                 int shard_count = 1);
   void reset(torch::optional<std::size_t> new_size = torch::nullopt) override;
   torch::optional<BatchPlan> next(std::size_t batch_size) override;
   void save(torch::serialize::OutputArchive& archive) const override;
@@ -93,7 +95,11 @@ class PkBatchSampler : public torch::data::samplers::Sampler<BatchPlan> {
   std::size_t num_batches() const { return plan_.size(); }
 
  private:
+  std::vector<BatchPlan> plan(int epoch) const;
+
   std::shared_ptr<const PkSampler> sampler_;
+  int shard_index_;
+  int shard_count_;
   int epoch_;
   std::vector<BatchPlan> plan_;
   std::size_t cursor_ = 0;

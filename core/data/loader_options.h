@@ -27,6 +27,11 @@ struct LoaderOptions {
   int workers = 2;          // decoding threads; 0 decodes on the calling thread
   int prefetch_batches = 4; // batches decoded ahead of the consumer
   std::uint64_t seed = 1;
+  // Data-parallel training: every step plans one global batch of shard_count * P identities and
+  // this process takes identities [shard_index * P, (shard_index + 1) * P) of it, so the ranks'
+  // batches are disjoint and together are exactly the batch one process with P' = W * P gets.
+  int shard_count = 1;
+  int shard_index = 0;
 };
 
 }  // namespace ppreid::data

@@ -3,6 +3,7 @@
 #include <array>
 #include <utility>
 
+#include "core/reid/batch_norm.h"
 #include "core/util/error.h"
 
 namespace ppreid::reid {
@@ -50,7 +51,7 @@ std::int64_t conv_cost(const torch::nn::Conv2dImpl& conv, int& h, int& w) {
 // The projection shortcut when the block changes resolution or width; the Sequential gives the
 // children torchvision's names downsample.0 (conv) and downsample.1 (BN).
 torch::nn::Sequential make_downsample(int in, int out, int stride) {
-  return torch::nn::Sequential(make_conv(in, out, 1, stride, 0), torch::nn::BatchNorm2d(out));
+  return torch::nn::Sequential(make_conv(in, out, 1, stride, 0), SyncableBatchNorm2d(out));
 }
 
 std::int64_t downsample_cost(const torch::nn::SequentialImpl& ds, int h, int w) {
@@ -62,9 +63,9 @@ struct BasicBlockImpl : BackboneImpl::Block {
 
   BasicBlockImpl(int in, int planes, int stride, Activation activation) : activation_(activation) {
     conv1_ = register_module("conv1", make_conv(in, planes, 3, stride, 1));
-    bn1_ = register_module("bn1", torch::nn::BatchNorm2d(planes));
+    bn1_ = register_module("bn1", SyncableBatchNorm2d(planes));
     conv2_ = register_module("conv2", make_conv(planes, planes, 3, 1, 1));
-    bn2_ = register_module("bn2", torch::nn::BatchNorm2d(planes));
+    bn2_ = register_module("bn2", SyncableBatchNorm2d(planes));
     if (stride != 1 || in != planes * kExpansion) {
       downsample_ = register_module("downsample", make_downsample(in, planes * kExpansion, stride));
     }
@@ -85,7 +86,7 @@ struct BasicBlockImpl : BackboneImpl::Block {
 
   Activation activation_;
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
-  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
+  SyncableBatchNorm2d bn1_{nullptr}, bn2_{nullptr};
   torch::nn::Sequential downsample_{nullptr};
 };
 
@@ -95,11 +96,11 @@ struct BottleneckImpl : BackboneImpl::Block {
 
   BottleneckImpl(int in, int planes, int stride, Activation activation) : activation_(activation) {
     conv1_ = register_module("conv1", make_conv(in, planes, 1, 1, 0));
-    bn1_ = register_module("bn1", torch::nn::BatchNorm2d(planes));
+    bn1_ = register_module("bn1", SyncableBatchNorm2d(planes));
     conv2_ = register_module("conv2", make_conv(planes, planes, 3, stride, 1));
-    bn2_ = register_module("bn2", torch::nn::BatchNorm2d(planes));
+    bn2_ = register_module("bn2", SyncableBatchNorm2d(planes));
     conv3_ = register_module("conv3", make_conv(planes, planes * kExpansion, 1, 1, 0));
-    bn3_ = register_module("bn3", torch::nn::BatchNorm2d(planes * kExpansion));
+    bn3_ = register_module("bn3", SyncableBatchNorm2d(planes * kExpansion));
     if (stride != 1 || in != planes * kExpansion) {
       downsample_ = register_module("downsample", make_downsample(in, planes * kExpansion, stride));
     }
@@ -122,7 +123,7 @@ struct BottleneckImpl : BackboneImpl::Block {
 
   Activation activation_;
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
-  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
+  SyncableBatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
   torch::nn::Sequential downsample_{nullptr};
 };
 
@@ -153,7 +154,7 @@ BackboneImpl::BackboneImpl(BackboneOptions options)
   const int expansion = spec.bottleneck ? BottleneckImpl::kExpansion : BasicBlockImpl::kExpansion;
   const int stem_stride = options_.strides ? 2 : 1;
   conv1_ = register_module("conv1", make_conv(3, spec.widths[0], 7, stem_stride, 3));
-  bn1_ = register_module("bn1", torch::nn::BatchNorm2d(spec.widths[0]));
+  bn1_ = register_module("bn1", SyncableBatchNorm2d(spec.widths[0]));
 
   int in = spec.widths[0];
   for (int stage = 0; stage < 4; ++stage) {

@@ -6,6 +6,7 @@
 
 #include "core/data/dataset.h"
 #include "core/data/loader.h"
+#include "core/distributed/communicator.h"
 #include "core/reid/checkpoint.h"
 #include "core/reid/feature_files.h"
 #include "core/reid/model.h"
@@ -19,19 +20,25 @@ FeatureSet extract_features(ReidModel& model, const data::Dataset& dataset, data
                             data::EvalLoaderOptions options = {});
 
 // The same for any list of images under `root` (e.g. a chosen subset of a split), in list order.
+// With `comm` (collective): each rank extracts a contiguous run of whole batches of the list and
+// the features are gathered, so every rank returns exactly what one process computes (the same
+// batches go through the same model).
 FeatureSet extract_features(ReidModel& model, const std::filesystem::path& root,
                             std::vector<data::ImageRecord> records,
                             const data::TransformOptions& transform,
-                            data::EvalLoaderOptions options = {});
+                            data::EvalLoaderOptions options = {},
+                            dist::Communicator* comm = nullptr);
 
 // The test transform a checkpoint's model expects: its input size (info.json), the default
 // normalization, no augmentation (the test transform ignores the training-only fields).
 data::TransformOptions test_transform(const CheckpointInfo& info);
 
 // Instance and (optionally) centroid retrieval of the model on the dataset's query/gallery:
-// {"instance": {...}, "centroid": {...}} as RetrievalMetrics::to_json().
+// {"instance": {...}, "centroid": {...}} as RetrievalMetrics::to_json(). With `comm`, the
+// features are extracted in shards and gathered (see above); every rank gets the metrics.
 nlohmann::json evaluate_model(ReidModel& model, const data::Dataset& dataset,
                               const data::TransformOptions& transform, const std::string& metric,
-                              bool centroids, data::EvalLoaderOptions options = {});
+                              bool centroids, data::EvalLoaderOptions options = {},
+                              dist::Communicator* comm = nullptr);
 
 }  // namespace ppreid::reid

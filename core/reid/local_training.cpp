@@ -6,6 +6,8 @@
 #include <limits>
 
 #include "core/data/loader.h"
+#include "core/distributed/gradient_sync.h"
+#include "core/reid/batch_norm.h"
 #include "core/util/error.h"
 #include "core/util/threads.h"
 
@@ -14,7 +16,10 @@ namespace ppreid::reid {
 LocalRoundResult train_local_round(ReidModel& model, CenterLoss& center,
                                    const data::Dataset& store, const TrainConfig& config,
                                    const NamedTensors& global, const LocalRoundSettings& settings,
-                                   const LocalStepCallback& before_step) {
+                                   const LocalStepCallback& before_step,
+                                   dist::Communicator* comm) {
+  if (comm && comm->world_size() < 2) comm = nullptr;
+  const int world = comm ? comm->world_size() : 1;
   const std::string where = "round " + std::to_string(settings.round);
   if (settings.local_epochs < 1)
     throw Error(where + ": local_epochs must be at least 1, got " +
@@ -23,11 +28,12 @@ LocalRoundResult train_local_round(ReidModel& model, CenterLoss& center,
     throw Error(where + ": batches need P >= 2 identities of K >= 2 images (the triplet and "
                 "centroid losses compare them), got P=" + std::to_string(settings.p) +
                 " K=" + std::to_string(settings.k));
-  if (store.num_train_ids < settings.p)
+  if (store.num_train_ids < settings.p * world)
     throw Error("the train split of '" + store.root.string() + "' has " +
                 std::to_string(store.num_train_ids) + " identities but the " + where +
-                " Task asks for P=" + std::to_string(settings.p) +
-                " per batch; lower batch_identities on the aggregator or add identities");
+                " Task asks for P=" + std::to_string(settings.p) + " per batch" +
+                (world > 1 ? " on each of " + std::to_string(world) + " ranks" : std::string()) +
+                "; lower batch_identities on the aggregator or add identities");
   util::configure_torch_threads(config.profile.runtime.threads);
   model->load_shared_state(global);  // the head (classifier) is not part of `global`: kept
 
@@ -44,6 +50,10 @@ LocalRoundResult train_local_round(ReidModel& model, CenterLoss& center,
   loader_options.p = settings.p;
   loader_options.k = settings.k;
   loader_options.seed = settings.seed;
+  if (comm) {
+    loader_options.shard_count = world;
+    loader_options.shard_index = comm->rank();
+  }
   data::TrainLoader loader(store, config.profile.transform, loader_options);
 
   torch::optim::Adam optimizer(trainable_parameters(model),
@@ -51,8 +61,28 @@ LocalRoundResult train_local_round(ReidModel& model, CenterLoss& center,
                                    .weight_decay(settings.weight_decay));
   torch::optim::SGD center_optimizer(center->parameters(),
                                      torch::optim::SGDOptions(config.optimizer.center_lr));
+  std::optional<dist::GradientSync> sync;
+  if (comm) {
+    set_batch_norm_sync(*model, config.distributed.batch_norm == "sync" ? comm : nullptr);
+    std::vector<torch::Tensor> synced = trainable_parameters(model);
+    for (auto& p : center->parameters()) synced.push_back(p);
+    sync.emplace(*comm, synced,
+                 dist::BucketOptions{config.distributed.bucket_mb, config.distributed.overlap});
+  }
   StepContext step{model, center, optimizer, center_optimizer, config.loss,
-                   ProximalAnchor{&global, settings.fedprox_mu}};
+                   ProximalAnchor{&global, settings.fedprox_mu}, comm,
+                   sync ? &*sync : nullptr};
+  // Rank 0 decides whether to go on (its callback sees the aggregator and the stop flag); the
+  // decision is broadcast so every rank stops at the same step.
+  auto go_on = [&](const LocalRoundProgress& progress) {
+    if (!comm) return !before_step || before_step(progress);
+    int go = 1;
+    if (comm->rank() == 0 && before_step) go = before_step(progress) ? 1 : 0;
+    torch::Tensor flag = torch::tensor({go}, torch::kInt32);
+    comm->broadcast(flag, 0, where + ": continue-or-stop decision");
+    return flag.item<int>() == 1;
+  };
+
 
   LocalRoundResult result;
   result.samples = store.train.size();
@@ -65,7 +95,7 @@ LocalRoundResult train_local_round(ReidModel& model, CenterLoss& center,
   for (int e = 0; e < settings.local_epochs && !stopped; ++e) {
     loader.start_epoch(static_cast<int>(first_epoch) + e);
     while (auto batch = loader.next()) {
-      if (before_step && !before_step({e, means.steps(), steps_planned})) {
+      if (!go_on({e, means.steps(), steps_planned})) {
         stopped = true;
         break;
       }
@@ -76,8 +106,12 @@ LocalRoundResult train_local_round(ReidModel& model, CenterLoss& center,
                std::to_string(settings.learning_rate) + ") or fedprox_mu (" +
                std::to_string(settings.fedprox_mu) + ") on the aggregator";
       }));
-      images += batch->size();
+      images += batch->size() * world;
     }
+  }
+  if (comm) {
+    if (config.distributed.batch_norm == "local") average_batch_norm_statistics(*model, *comm);
+    set_batch_norm_sync(*model, nullptr);  // the model outlives the round; comm may not
   }
   result.completed = !stopped;
   result.steps = means.steps();

@@ -59,9 +59,15 @@ struct LocalRoundResult {
 // round sees the same one. Throws ppreid::Error for too few identities for P, a `global` that does
 // not match the model's shared part, and a NaN/Inf loss (the weights are then those of the last
 // good step; a site does not send them).
+//
+// Data-parallel (`comm` with W > 1 ranks, every rank calling with the same arguments): each step
+// takes this rank's P identities of a W x P x K global batch, gradients are averaged over ranks
+// (config.distributed), rank 0's `before_step` decides for all ranks (the others' is not called),
+// and afterwards every rank holds the same weights (local BatchNorm statistics are averaged).
 LocalRoundResult train_local_round(ReidModel& model, CenterLoss& center,
                                    const data::Dataset& store, const TrainConfig& config,
                                    const NamedTensors& global, const LocalRoundSettings& settings,
-                                   const LocalStepCallback& before_step = nullptr);
+                                   const LocalStepCallback& before_step = nullptr,
+                                   dist::Communicator* comm = nullptr);
 
 }  // namespace ppreid::reid

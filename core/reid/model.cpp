@@ -51,7 +51,7 @@ ReidModelImpl::ReidModelImpl(ModelOptions options) : options_(std::move(options)
   backbone_ = register_module("backbone", Backbone(options_.backbone));
   feature_dim_ = backbone_->feature_dim();
   if (options_.neck) {
-    neck_ = register_module("neck", torch::nn::BatchNorm1d(feature_dim_));
+    neck_ = register_module("neck", SyncableBatchNorm1d(feature_dim_));
     // BNNeck: without a shift the BN output stays centred at the origin, which suits the
     // classifier's hyperplanes through the origin and the cosine distance used at test time.
     torch::NoGradGuard no_grad;

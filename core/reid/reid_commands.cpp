@@ -2,9 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <iostream>
+#include <memory>
 
 #include "core/data/dataset.h"
+#include "core/distributed/launch_cli.h"
 #include "core/reid/checkpoint.h"
 #include "core/reid/distance.h"
 #include "core/reid/eval_command.h"
@@ -25,25 +28,49 @@ struct TrainArgs {
   bool resume = false;
   int threads = -1;
   bool json = false;
+  dist::LaunchFlags launch;
 };
 
 void run_train(const TrainArgs& a) {
+  if (!a.init.empty() && a.resume)
+    throw UsageError("--init and --resume exclude each other: --resume continues a run");
+  dist::LaunchOptions launch = dist::resolve_launch(a.launch);
+  dist::resolve_backend(launch.backend, /*model_on_cuda=*/false);  // training runs on the CPU
   TrainConfig config = load_train_config(a.config);
   if (a.threads >= 0) config.profile.runtime.threads = a.threads;
+  if (!a.launch.timeout_seconds)
+    launch.timeout = std::chrono::milliseconds(
+        static_cast<long long>(config.distributed.timeout_seconds * 1000));
   data::Dataset dataset = data::load_dataset(a.data);
   TrainOptions options;
   options.out = a.out;
   options.resume = a.resume;
-  if (!a.init.empty() && a.resume)
-    throw UsageError("--init and --resume exclude each other: --resume continues a run");
   if (!a.init.empty()) options.init = a.init;
+  std::unique_ptr<dist::Communicator> comm;
+  if (launch.distributed()) {
+    spdlog::info("rank {} of {}: joining the rendezvous at {} (waiting up to {} s)", launch.rank,
+                 launch.world_size, launch.rendezvous(),
+                 std::chrono::duration<double>(launch.timeout).count());
+    comm = std::make_unique<dist::Communicator>(launch);
+    options.comm = comm.get();
+  }
   TrainSummary s = train_model(config, dataset, options);
+  if (launch.rank > 0) {
+    // The run directory is rank 0's; the other ranks only say that they finished.
+    if (a.json) std::cout << s.to_json().dump(2) << "\n";
+    else
+      std::cout << "rank " << launch.rank << " of " << launch.world_size << ": trained "
+                << s.epochs_run << " epochs with rank 0 (which wrote the checkpoint)\n";
+    return;
+  }
   if (a.json) {
     std::cout << s.to_json().dump(2) << "\n";
     return;
   }
   std::cout << "trained " << s.epochs_run << " epochs in " << s.seconds << " s ("
-            << s.images_per_second << " images/s)\n";
+            << s.images_per_second << " images/s"
+            << (s.world_size > 1 ? " over " + std::to_string(s.world_size) + " ranks" : "")
+            << ")\n";
   if (s.metrics.contains("instance"))
     std::cout << "  instance mAP " << s.metrics["instance"]["mAP"] << ", rank-1 "
               << s.metrics["instance"]["rank1"] << "\n";
@@ -115,6 +142,7 @@ void register_reid_commands(CLI::App& app) {
   train->add_option("--threads", t->threads, "LibTorch threads (overrides runtime.threads)")
       ->check(CLI::Range(0, 1024));
   train->add_flag("--json", t->json, "Print the summary as JSON");
+  dist::add_launch_flags(*train, t->launch);
   train->callback([t] { run_train(*t); });
 
   auto e = std::make_shared<EvalArgs>();

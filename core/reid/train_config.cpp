@@ -64,6 +64,13 @@ TrainConfig parse(util::ConfigReader root, const std::string& source) {
   eval.get("batch_size", c.eval.batch_size, 1, 4096);
   eval.finish();
 
+  auto dist = root.section("distributed");
+  dist.get_choice("batch_norm", c.distributed.batch_norm, {"local", "sync"});
+  dist.get("bucket_mb", c.distributed.bucket_mb, 0.0, 4096.0);
+  dist.get("overlap", c.distributed.overlap);
+  dist.get("timeout_seconds", c.distributed.timeout_seconds, 0.001, 604800.0);
+  dist.finish();
+
   if (c.profile.loader.k < 2 && (w.use_triplet || w.use_centroid))
     root.section("loader").fail("k", "triplet and centroid losses need k >= 2 images per identity");
   root.finish();

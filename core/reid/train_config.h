@@ -40,6 +40,16 @@ struct LossOptions {
   double margin = 0.3;
 };
 
+// Data-parallel training inside a site (ppreid train/site --world-size W > 1); ignored otherwise.
+struct DistributedOptions {
+  // local: each rank normalizes with its own sub-batch (running statistics averaged over ranks
+  // before evaluation and checkpoints); sync: SyncBN, statistics of the whole W x P x K batch.
+  std::string batch_norm = "local";
+  double bucket_mb = 25.0;        // gradient all-reduce bucket size; 0 = one tensor at a time
+  bool overlap = true;            // start bucket all-reduces during backward
+  double timeout_seconds = 300;   // rendezvous and collectives; --dist-timeout overrides
+};
+
 // configs/train/*.yaml: the profile sections (runtime, image, transform, loader) plus model,
 // loss, optimizer, schedule and eval.
 struct TrainConfig {
@@ -49,6 +59,7 @@ struct TrainConfig {
   OptimizerOptions optimizer;
   ScheduleOptions schedule;
   EvalOptions eval;
+  DistributedOptions distributed;
 };
 
 TrainConfig load_train_config(const std::filesystem::path& file);

@@ -27,6 +27,19 @@ std::vector<torch::Tensor> trainable_parameters(const ReidModel& model) {
   return params;
 }
 
+namespace {
+
+StepLosses mean_over_ranks(const StepLosses& s, dist::Communicator& comm) {
+  torch::Tensor v = torch::tensor({s.total, s.id, s.triplet, s.center, s.centroid, s.proximal},
+                                  torch::kFloat64);
+  comm.all_reduce_sum(v, "loss mean");
+  v.div_(comm.world_size());
+  auto a = v.accessor<double, 1>();
+  return {a[0], a[1], a[2], a[3], a[4], a[5]};
+}
+
+}  // namespace
+
 StepLosses train_step(StepContext& ctx, const data::Batch& batch,
                       const std::function<std::string(double total)>& describe) {
   const LossWeights& w = ctx.loss.weights;
@@ -41,11 +54,15 @@ StepLosses train_step(StepContext& ctx, const data::Batch& batch,
     proximal = term.item<double>();
     objective = objective + term;
   }
-  const double total = objective.item<double>();
-  if (!std::isfinite(total)) throw Error(describe(total));
+  StepLosses losses{objective.item<double>(), parts.id, parts.triplet, parts.center,
+                    parts.centroid, proximal};
+  if (ctx.comm) losses = mean_over_ranks(losses, *ctx.comm);
+  if (!std::isfinite(losses.total)) throw Error(describe(losses.total));
   ctx.optimizer.zero_grad();
   ctx.center_optimizer.zero_grad();
+  if (ctx.sync) ctx.sync->begin_step();
   objective.backward();
+  if (ctx.sync) ctx.sync->finish_step();
   ctx.optimizer.step();
   if (w.use_center) {
     // BoT: undo the loss weight for the centres so they move at center_lr.
@@ -53,7 +70,7 @@ StepLosses train_step(StepContext& ctx, const data::Batch& batch,
       if (p.grad().defined()) p.mutable_grad().mul_(1.0 / w.center);
     ctx.center_optimizer.step();
   }
-  return {total, parts.id, parts.triplet, parts.center, parts.centroid, proximal};
+  return losses;
 }
 
 }  // namespace ppreid::reid

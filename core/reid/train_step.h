@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/data/loader.h"
+#include "core/distributed/gradient_sync.h"
 #include "core/reid/losses.h"
 #include "core/reid/model.h"
 #include "core/reid/train_config.h"
@@ -46,9 +47,15 @@ struct StepContext {
   torch::optim::Optimizer& center_optimizer;  // the centres' own SGD
   const LossOptions& loss;
   ProximalAnchor proximal;
+  // Data-parallel training: the loss parts are averaged over ranks (so all ranks log, and stop
+  // on, the same value) and `sync` averages the gradients between backward and the optimizer.
+  dist::Communicator* comm = nullptr;
+  dist::GradientSync* sync = nullptr;
 };
 
-// One step on `batch` (the model must be in train mode). A NaN/Inf loss throws ppreid::Error
+// One step on `batch` (the model must be in train mode). With ctx.comm, the returned parts are
+// the means over ranks and `batch` is this rank's share of the global batch. A NaN/Inf loss (on
+// any rank) throws ppreid::Error
 // whose message is `describe(total)` before any weight changes, so the caller's last good state
 // stays intact and the message can say where it happened and what to do.
 StepLosses train_step(StepContext& ctx, const data::Batch& batch,

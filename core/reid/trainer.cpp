@@ -6,6 +6,8 @@
 #include <cstdio>
 
 #include "core/data/loader.h"
+#include "core/distributed/gradient_sync.h"
+#include "core/reid/batch_norm.h"
 #include "core/reid/checkpoint.h"
 #include "core/reid/features.h"
 #include "core/reid/losses.h"
@@ -36,12 +38,17 @@ std::string fixed3(double v) {
 nlohmann::json TrainSummary::to_json() const {
   return {{"epochs_run", epochs_run},   {"last_epoch", last_epoch},
           {"seconds", seconds},         {"images_per_second", images_per_second},
-          {"final_loss", final_loss},   {"metrics", metrics}};
+          {"world_size", world_size},   {"final_loss", final_loss},
+          {"metrics", metrics}};
 }
 
 TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset,
                          const TrainOptions& options) {
   const auto& profile = config.profile;
+  dist::Communicator* comm =
+      options.comm && options.comm->world_size() > 1 ? options.comm : nullptr;
+  const int world = comm ? comm->world_size() : 1;
+  const bool leader = !comm || comm->rank() == 0;  // writes the run directory
   if (dataset.num_train_ids < profile.loader.p)
     throw Error("the train split of '" + dataset.root.string() + "' has " +
                 std::to_string(dataset.num_train_ids) + " identities but loader.p is " +
@@ -49,11 +56,12 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
                 " or use a dataset with more identities");
   util::configure_torch_threads(profile.runtime.threads);
   torch::manual_seed(profile.runtime.seed);
-  fs::create_directories(options.out);
+  if (leader) fs::create_directories(options.out);
   const fs::path ckpt_dir = options.out / "checkpoint";
 
   ReidModel model(ModelOptions{config.backbone, dataset.num_train_ids, true});
   CenterLoss center(dataset.num_train_ids, model->feature_dim());
+  if (comm && config.distributed.batch_norm == "sync") set_batch_norm_sync(*model, comm);
   torch::optim::Adam optimizer(
       trainable_parameters(model), torch::optim::AdamOptions(config.optimizer.lr).weight_decay(config.optimizer.weight_decay));
   torch::optim::SGD center_optimizer(center->parameters(),
@@ -70,7 +78,7 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
   info.config = profile.source;
 
   int start_epoch = 0;
-  if (options.init) {
+  if (options.init && leader) {
     CheckpointInfo init = read_checkpoint_info(*options.init);
     if (init.backbone.arch != config.backbone.arch)
       throw Error("--init: '" + options.init->string() + "' holds a " + init.backbone.arch +
@@ -79,19 +87,32 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
     spdlog::info("backbone initialized from {}", options.init->string());
   }
   if (options.resume) {
-    CheckpointInfo saved = read_checkpoint_info(ckpt_dir);
-    if (saved.backbone.arch != config.backbone.arch || saved.num_classes != info.num_classes)
-      throw Error("--resume: the checkpoint in '" + ckpt_dir.string() + "' is a " +
-                  saved.backbone.arch + " with " + std::to_string(saved.num_classes) +
-                  " classes, but the config asks for a " + config.backbone.arch + " with " +
-                  std::to_string(info.num_classes) + "; use the same config and data");
-    if (!fs::exists(ckpt_dir / "training.pt"))
-      throw Error("--resume: '" + ckpt_dir.string() +
-                  "' has no training.pt (optimizer state); it is an exported model, not a run");
-    load_shared(model, ckpt_dir / "shared.pt");
-    load_head(model, ckpt_dir / "head.pt");
+    // Rank 0 reads the checkpoint; the others get its weights (broadcast below), its optimizer
+    // state and its position as bytes, so only rank 0 needs the run directory.
+    std::string training_bytes, saved_json;
+    if (leader) {
+      CheckpointInfo saved = read_checkpoint_info(ckpt_dir);
+      if (saved.backbone.arch != config.backbone.arch || saved.num_classes != info.num_classes)
+        throw Error("--resume: the checkpoint in '" + ckpt_dir.string() + "' is a " +
+                    saved.backbone.arch + " with " + std::to_string(saved.num_classes) +
+                    " classes, but the config asks for a " + config.backbone.arch + " with " +
+                    std::to_string(info.num_classes) + "; use the same config and data");
+      if (!fs::exists(ckpt_dir / "training.pt"))
+        throw Error("--resume: '" + ckpt_dir.string() +
+                    "' has no training.pt (optimizer state); it is an exported model, not a run");
+      load_shared(model, ckpt_dir / "shared.pt");
+      load_head(model, ckpt_dir / "head.pt");
+      training_bytes = util::read_file(ckpt_dir / "training.pt");
+      saved_json = saved.to_json().dump();
+    }
+    if (comm) {
+      training_bytes = comm->broadcast_bytes(training_bytes, 0, "resume: optimizer state");
+      saved_json = comm->broadcast_bytes(saved_json, 0, "resume: checkpoint info");
+    }
+    CheckpointInfo saved =
+        CheckpointInfo::from_json(nlohmann::json::parse(saved_json), ckpt_dir.string());
     torch::serialize::InputArchive archive;
-    archive.load_from((ckpt_dir / "training.pt").string());
+    archive.load_from(training_bytes.data(), training_bytes.size());
     torch::serialize::InputArchive opt_archive, center_archive, center_opt_archive;
     archive.read("optimizer", opt_archive);
     archive.read("center", center_archive);
@@ -103,11 +124,30 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
     info.metrics = saved.metrics;
     spdlog::info("resuming after epoch {} from {}", saved.epoch + 1, ckpt_dir.string());
   }
+  std::optional<dist::GradientSync> sync;
+  if (comm) {
+    broadcast_module_state(*model, *comm);
+    broadcast_module_state(*center, *comm);
+    std::vector<torch::Tensor> synced = trainable_parameters(model);
+    for (auto& p : center->parameters()) synced.push_back(p);
+    sync.emplace(*comm, synced,
+                 dist::BucketOptions{config.distributed.bucket_mb, config.distributed.overlap});
+    spdlog::info("rank {} of {}: {} gradient buckets of <= {} MB, batch norm {}", comm->rank(),
+                 world, sync->num_buckets(), config.distributed.bucket_mb,
+                 config.distributed.batch_norm);
+  }
 
-  data::TrainLoader loader(dataset, profile.transform, profile.loader);
-  StepContext step{model, center, optimizer, center_optimizer, config.loss, {}};
+  data::LoaderOptions loader_options = profile.loader;
+  if (comm) {
+    loader_options.shard_count = world;
+    loader_options.shard_index = comm->rank();
+  }
+  data::TrainLoader loader(dataset, profile.transform, loader_options);
+  StepContext step{model, center, optimizer, center_optimizer, config.loss, {}, comm,
+                   sync ? &*sync : nullptr};
   TrainSummary summary;
-  std::string metrics_lines = fs::exists(options.out / "metrics.jsonl") && options.resume
+  summary.world_size = world;
+  std::string metrics_lines = leader && options.resume && fs::exists(options.out / "metrics.jsonl")
                                   ? util::read_file(options.out / "metrics.jsonl")
                                   : std::string();
   auto started = std::chrono::steady_clock::now();
@@ -131,7 +171,7 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
                "; lower optimizer.lr in " + profile.source + " (the last checkpoint is kept)";
       });
       means.add(parts);
-      images_seen += batch->size();
+      images_seen += batch->size() * world;
       progress.set_suffix("loss " + fixed3(parts.total) + " (id " + fixed3(parts.id) + " tri " +
                           fixed3(parts.triplet) + " ctl " + fixed3(parts.centroid) + ")");
       progress.tick(batch->size());
@@ -149,7 +189,10 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
                            {"loss_triplet", mean.triplet},
                            {"loss_center", mean.center},
                            {"loss_centroid", mean.centroid},
-                           {"images_per_second", progress.rate()}};
+                           {"images_per_second", progress.rate() * world}};
+    // Local BatchNorm: one set of running statistics for evaluation and the checkpoint.
+    if (comm && config.distributed.batch_norm == "local")
+      average_batch_norm_statistics(*model, *comm);
     bool last = epoch + 1 == config.schedule.epochs;
     bool eval_now = options.evaluate &&
                     (last || (config.eval.every > 0 && (epoch + 1) % config.eval.every == 0));
@@ -158,7 +201,7 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
       eval_opts.batch_size = config.eval.batch_size;
       eval_opts.workers = profile.loader.workers;
       info.metrics = evaluate_model(model, dataset, profile.transform, config.eval.metric,
-                                    config.eval.centroids, eval_opts);
+                                    config.eval.centroids, eval_opts, comm);
       line["eval"] = info.metrics;
       summary.metrics = info.metrics;
       spdlog::info("epoch {}: mAP {:.4f} rank1 {:.4f}{}", epoch + 1,
@@ -171,9 +214,13 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
                        : std::string());
     }
     spdlog::info("epoch {}/{}: loss {:.4f}, lr {:.2e}, {:.0f} images/s", epoch + 1,
-                 config.schedule.epochs, mean.total, lr, progress.rate());
+                 config.schedule.epochs, mean.total, lr, progress.rate() * world);
 
     info.epoch = epoch;
+    summary.last_epoch = epoch;
+    summary.final_loss = mean.total;
+    ++summary.epochs_run;
+    if (!leader) continue;
     save_checkpoint(ckpt_dir, model, info, [&](const fs::path& file) {
       torch::serialize::OutputArchive archive, opt_archive, center_archive, center_opt_archive;
       optimizer.save(opt_archive);
@@ -186,16 +233,14 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
     });
     metrics_lines += line.dump() + "\n";
     util::write_file_atomic(options.out / "metrics.jsonl", metrics_lines);
-    summary.last_epoch = epoch;
-    summary.final_loss = mean.total;
-    ++summary.epochs_run;
   }
 
   summary.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   summary.images_per_second = train_seconds > 0 ? images_seen / train_seconds : 0.0;
   if (summary.metrics.is_null()) summary.metrics = info.metrics;
-  util::write_file_atomic(options.out / "summary.json", summary.to_json().dump(2) + "\n");
+  if (leader)
+    util::write_file_atomic(options.out / "summary.json", summary.to_json().dump(2) + "\n");
   return summary;
 }
 

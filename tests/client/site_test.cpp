@@ -17,6 +17,7 @@
 #include "protocols/torch_wire.h"
 #include "protocols/transport.h"
 #include "tests/support/errors.h"
+#include "tests/support/ranks.h"
 #include "tests/support/synth.h"
 #include "tests/support/temp_dir.h"
 
@@ -32,9 +33,16 @@ constexpr auto kWait = 60s;  // generous for a busy 2-core machine; a pass never
 // The site under test, running Site::run in its own thread.
 class RunningSite {
  public:
-  explicit RunningSite(SiteConfig config) : site_(std::move(config)) {
-    thread_ = std::thread([this] {
+  // `launch`: one rank of a data-parallel site (its Communicator is made on the site's thread,
+  // since joining blocks until every rank has).
+  explicit RunningSite(SiteConfig config, std::optional<dist::LaunchOptions> launch = {})
+      : site_(std::move(config)) {
+    thread_ = std::thread([this, launch] {
       try {
+        if (launch) {
+          comm_ = std::make_unique<dist::Communicator>(*launch);
+          site_.set_data_parallel(comm_.get());
+        }
         exit_ = site_.run(stop_);
       } catch (const Error& e) {
         error_ = e.what();
@@ -56,6 +64,7 @@ class RunningSite {
   const Site& site() const { return site_; }
 
  private:
+  std::unique_ptr<dist::Communicator> comm_;  // outlives site_ (declared first)
   Site site_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> done_{false};
@@ -150,10 +159,10 @@ class SiteTest : public ::testing::Test {
     reid::ReidModel model(reid::ModelOptions{c.backbone, 0, true});
     return model->shared_state();
   }
-  static proto::Task task(const reid::NamedTensors& weights, double mu = 0.0) {
+  static proto::Task task(const reid::NamedTensors& weights, double mu = 0.0, std::uint32_t p = 4) {
     proto::Task t;
     t.weights = proto::to_wire(weights);
-    t.settings = proto::TrainingSettings{1, 3.5e-3, 5e-4, mu, 4, 4, 7};
+    t.settings = proto::TrainingSettings{1, 3.5e-3, 5e-4, mu, p, 4, 7};
     return t;
   }
   static void wait_until(const std::function<bool()>& condition) {
@@ -348,6 +357,50 @@ TEST_F(SiteTest, InterruptedStoreIsResumed) {
   EXPECT_FALSE(fs::exists(store / "deid.partial.json"));
   manifest = nlohmann::json::parse(util::read_file(store / "deid.json"));
   EXPECT_EQ(manifest["released_this_run"].get<int>(), 3);
+}
+
+}  // namespace
+}  // namespace ppreid::client
+
+namespace ppreid::client {
+namespace {
+
+TEST_F(SiteTest, DataParallelRanksTrainEachTaskTogetherAndOnlyRankZeroTalksToTheAggregator) {
+  auto server = start_server();
+  const SiteConfig config = load_site_config(write_config(server->endpoint(), dp(2.0)));
+  const int port = testing::free_tcp_port();
+  // Both ranks read the same config and store (a shared filesystem); rank 0 de-identifies.
+  RunningSite rank0(config, testing::loopback_launch(2, 0, port));
+  RunningSite rank1(config, testing::loopback_launch(2, 1, port));
+
+  proto::Received hello = expect(*server, proto::MessageType::kHello);
+  const reid::NamedTensors global = global_weights(4);
+  ASSERT_TRUE(server->send(hello.peer, 1, task(global, 0.0, /*p=*/2)));
+  proto::Received update_msg = expect(*server, proto::MessageType::kUpdate);
+  EXPECT_EQ(update_msg.envelope.round, 1u);
+  const reid::NamedTensors sent =
+      proto::from_wire(std::get<proto::Update>(update_msg.envelope.payload).weights);
+  ASSERT_TRUE(server->send(hello.peer, 0, proto::Bye{"finished: 1 round"}));
+  wait_until([&] { return rank0.done() && rank1.done(); });
+  rank0.join();
+  rank1.join();
+  EXPECT_EQ(rank0.error(), "");
+  EXPECT_EQ(rank1.error(), "");
+  ASSERT_TRUE(rank1.exit().has_value());
+  EXPECT_EQ(*rank1.exit(), SiteExit::kFinished);  // told by rank 0, not by the aggregator
+  EXPECT_EQ(rank0.site().stats().tasks_trained, 1u);
+  EXPECT_EQ(rank1.site().stats().tasks_trained, 1u);
+  EXPECT_EQ(rank1.site().stats().hellos, 0u);  // it never connected
+  EXPECT_EQ(rank1.site().stats().updates_sent, 0u);
+  // The rank that did not send holds exactly the weights that were sent, and they moved.
+  const reid::NamedTensors follower = rank1.site().shared_weights();
+  ASSERT_EQ(follower.size(), sent.size());
+  bool changed = false;
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    EXPECT_TRUE(torch::equal(follower[i].second, sent[i].second)) << sent[i].first;
+    changed |= !torch::equal(sent[i].second, global[i].second);
+  }
+  EXPECT_TRUE(changed);
 }
 
 }  // namespace
