@@ -93,9 +93,11 @@ Communicator::Communicator(const LaunchOptions& options) : options_(options) {
     group_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(
         group_->store, options.rank, options.world_size, gloo_options);
   } catch (const std::exception& e) {
-    throw Error(where + ": the Gloo group could not connect: " + first_line(e.what()) +
-                "; on several machines set GLOO_SOCKET_IFNAME to the network interface the ranks "
-                "reach each other on");
+    throw Error(where + ": the " + std::to_string(options.world_size) +
+                " ranks did not all join the Gloo group within " + seconds(options.timeout) +
+                " (" + first_line(e.what()) + "); start every rank with the same --world-size "
+                "and --rendezvous, and across machines set GLOO_SOCKET_IFNAME to the network "
+                "interface the ranks reach each other on");
   }
   spdlog::debug("rank {} of {} joined the Gloo group at {}", options.rank, options.world_size,
                 options.rendezvous());

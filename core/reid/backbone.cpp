@@ -86,7 +86,7 @@ struct BasicBlockImpl : BackboneImpl::Block {
 
   Activation activation_;
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
-  SyncableBatchNorm2d bn1_{nullptr}, bn2_{nullptr};
+  SyncableBatchNorm bn1_{nullptr}, bn2_{nullptr};
   torch::nn::Sequential downsample_{nullptr};
 };
 
@@ -123,7 +123,7 @@ struct BottleneckImpl : BackboneImpl::Block {
 
   Activation activation_;
   torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
-  SyncableBatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
+  SyncableBatchNorm bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
   torch::nn::Sequential downsample_{nullptr};
 };
 
@@ -185,7 +185,7 @@ BackboneImpl::BackboneImpl(BackboneOptions options)
   for (auto& m : modules(/*include_self=*/false)) {
     if (auto* conv = m->as<torch::nn::Conv2dImpl>()) {
       torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
-    } else if (auto* bn = m->as<torch::nn::BatchNorm2dImpl>()) {
+    } else if (auto* bn = m->as<SyncableBatchNormImpl>()) {
       bn->weight.fill_(1.0);
       bn->bias.zero_();
     }

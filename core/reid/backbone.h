@@ -77,7 +77,7 @@ struct BackboneImpl : torch::nn::Module {
   Activation activation_;
   int feature_dim_ = 0;
   torch::nn::Conv2d conv1_{nullptr};
-  SyncableBatchNorm2d bn1_{nullptr};
+  SyncableBatchNorm bn1_{nullptr};
   // layer1..layer4 are ModuleLists only so that the children are named "0", "1", ... as in
   // torchvision's nn.Sequential; blocks_ is the same blocks in forward order.
   std::vector<std::shared_ptr<Block>> blocks_;

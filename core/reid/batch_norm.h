@@ -1,32 +1,54 @@
 #pragma once
 
-// BatchNorm layers that a data-parallel run can switch to SyncBN (distributed.batch_norm: sync):
-// the same parameters, buffers and names as torch's BatchNorm1d/2d (checkpoints and imported
-// torchvision weights are unchanged), and the same behaviour until set_batch_norm_sync() hands
-// them a communicator.
+// The model's BatchNorm layers, which a data-parallel run can switch to SyncBN
+// (distributed.batch_norm: sync). Parameters, buffers and their names are those of torch's
+// BatchNorm1d/2d (weight, bias, running_mean, running_var, num_batches_tracked), so checkpoints
+// and imported torchvision weights are unchanged, and so is the arithmetic until
+// set_batch_norm_sync() hands the layers a communicator.
+//
+// A module of its own rather than a subclass of torch's: a subclass's vtables refer to
+// BatchNormImplBase::pretty_print, which Debian's LibTorch does not export.
 
 #include <torch/torch.h>
+
+#include <cstdint>
+#include <ostream>
 
 #include "core/distributed/communicator.h"
 
 namespace ppreid::reid {
 
-template <class Base>
-struct SyncableBatchNorm : Base {
-  using Base::Base;
+class SyncableBatchNormImpl : public torch::nn::Cloneable<SyncableBatchNormImpl> {
+ public:
+  // `dims` 1: inputs [N,C] or [N,C,L] (BatchNorm1d); 2: [N,C,H,W] (BatchNorm2d). eps 1e-5,
+  // momentum 0.1, affine, running statistics tracked: torch's defaults.
+  SyncableBatchNormImpl(std::int64_t num_features, int dims);
+
+  void reset() override;
+  void pretty_print(std::ostream& stream) const override;
   torch::Tensor forward(const torch::Tensor& input);
+
+  torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   dist::Communicator* sync = nullptr;  // training-mode statistics over all ranks when set
-};
 
-struct SyncableBatchNorm1dImpl : SyncableBatchNorm<torch::nn::BatchNorm1dImpl> {
-  using SyncableBatchNorm::SyncableBatchNorm;
-};
-TORCH_MODULE(SyncableBatchNorm1d);
+  std::int64_t num_features() const { return num_features_; }
+  double eps() const { return eps_; }
+  double momentum() const { return momentum_; }
 
-struct SyncableBatchNorm2dImpl : SyncableBatchNorm<torch::nn::BatchNorm2dImpl> {
-  using SyncableBatchNorm::SyncableBatchNorm;
+ private:
+  std::int64_t num_features_;
+  int dims_;
+  double eps_ = 1e-5;
+  double momentum_ = 0.1;
 };
-TORCH_MODULE(SyncableBatchNorm2d);
+TORCH_MODULE(SyncableBatchNorm);
+
+inline SyncableBatchNorm SyncableBatchNorm1d(std::int64_t num_features) {
+  return SyncableBatchNorm(num_features, 1);
+}
+inline SyncableBatchNorm SyncableBatchNorm2d(std::int64_t num_features) {
+  return SyncableBatchNorm(num_features, 2);
+}
 
 // Points every SyncableBatchNorm in `module` at `comm` (nullptr: back to local statistics).
 // Returns how many layers were switched.

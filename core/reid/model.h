@@ -66,7 +66,7 @@ struct ReidModelImpl : torch::nn::Module {
 
   Backbone backbone() const { return backbone_; }
   // Undefined holder (nullptr) when options().neck is false.
-  SyncableBatchNorm1d neck() const { return neck_; }
+  SyncableBatchNorm neck() const { return neck_; }
   // Undefined holder (nullptr) when num_classes() is 0.
   torch::nn::Linear classifier() const { return classifier_; }
 
@@ -78,7 +78,7 @@ struct ReidModelImpl : torch::nn::Module {
   ModelOptions options_;
   int feature_dim_ = 0;
   Backbone backbone_{nullptr};
-  SyncableBatchNorm1d neck_{nullptr};
+  SyncableBatchNorm neck_{nullptr};
   torch::nn::Linear classifier_{nullptr};
 };
 TORCH_MODULE(ReidModel);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/util/threads.h"
 #include "tests/support/ranks.h"
 
 namespace ppreid::dist {
@@ -12,6 +13,7 @@ struct Net {
   torch::nn::Linear a{nullptr}, b{nullptr};
   torch::nn::Linear unused{nullptr};  // has no gradient: must stay without one
   Net() {
+    std::lock_guard seeded(util::torch_generator_mutex());  // the ranks are threads
     torch::manual_seed(3);
     a = torch::nn::Linear(5, 7);
     b = torch::nn::Linear(7, 2);

@@ -1,8 +1,10 @@
 #include "core/distributed/sync_batch_norm.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "core/reid/batch_norm.h"
+#include "tests/support/errors.h"
 #include "tests/support/ranks.h"
 
 namespace ppreid::dist {
@@ -21,21 +23,25 @@ torch::Tensor weights_of(int rank) {
 
 TEST(SyncBatchNormTest, EqualsBatchNormOverTheConcatenatedBatchForwardAndBackward) {
   // Reference: one process, torch's BatchNorm2d on both ranks' inputs together.
-  reid::SyncableBatchNorm2d reference(torch::nn::BatchNorm2dOptions(4));
+  torch::nn::BatchNorm2d reference(torch::nn::BatchNorm2dOptions(4));
   torch::Tensor x0 = input_of(0).requires_grad_(), x1 = input_of(1).requires_grad_();
   torch::Tensor y = reference(torch::cat({x0, x1}));
   (y * torch::cat({weights_of(0), weights_of(1)})).sum().backward();
   const torch::Tensor y_ref[2] = {y.narrow(0, 0, 3).detach(), y.narrow(0, 3, 4).detach()};
   const torch::Tensor dx_ref[2] = {x0.grad(), x1.grad()};
+  reference->eval();  // for the eval-mode comparison below (the ranks only read it)
+  // Drawn here: the ranks are threads, and torch's generator is one per process.
+  const torch::Tensor inputs[2] = {input_of(0), input_of(1)};
+  const torch::Tensor upstream[2] = {weights_of(0), weights_of(1)};
 
   testing::run_ranks(2, [&](Communicator& comm) {
     const int r = comm.rank();
-    reid::SyncableBatchNorm2d bn(torch::nn::BatchNorm2dOptions(4));
+    reid::SyncableBatchNorm bn = reid::SyncableBatchNorm2d(4);
     EXPECT_EQ(reid::set_batch_norm_sync(*bn, &comm), 1);
-    torch::Tensor x = input_of(r).requires_grad_();
+    torch::Tensor x = inputs[r].clone().requires_grad_();
     torch::Tensor out = bn(x);
     EXPECT_TRUE(torch::allclose(out, y_ref[r], 1e-5, 1e-5)) << (out - y_ref[r]).abs().max();
-    (out * weights_of(r)).sum().backward();
+    (out * upstream[r]).sum().backward();
     EXPECT_TRUE(torch::allclose(x.grad(), dx_ref[r], 1e-5, 1e-5))
         << (x.grad() - dx_ref[r]).abs().max();
     // Parameter gradients: the sum over ranks is the single-process gradient.
@@ -48,25 +54,39 @@ TEST(SyncBatchNormTest, EqualsBatchNormOverTheConcatenatedBatchForwardAndBackwar
     EXPECT_TRUE(torch::allclose(bn->running_mean, reference->running_mean, 1e-6, 1e-5));
     EXPECT_TRUE(torch::allclose(bn->running_var, reference->running_var, 1e-6, 1e-5));
     EXPECT_EQ(bn->num_batches_tracked.item<std::int64_t>(), 1);
-    // In eval mode (running statistics) it is torch's BatchNorm again.
+    // In eval mode it normalizes with those running statistics, like torch's BatchNorm.
     bn->eval();
-    reference->eval();
-    EXPECT_TRUE(torch::equal(bn(x.detach()), reference(x.detach())));
+    EXPECT_TRUE(torch::allclose(bn(x.detach()), reference(x.detach()), 1e-5, 1e-5));
   });
 }
 
 TEST(SyncBatchNormTest, WithoutACommunicatorItIsTorchsBatchNorm) {
   torch::manual_seed(1);
-  reid::SyncableBatchNorm1d ours(torch::nn::BatchNorm1dOptions(6));
-  torch::nn::BatchNorm1d theirs(torch::nn::BatchNorm1dOptions(6));
-  torch::Tensor x = torch::randn({5, 6});
-  EXPECT_TRUE(torch::equal(ours(x), theirs(x)));
-  EXPECT_TRUE(torch::equal(ours->running_var, theirs->running_var));
+  reid::SyncableBatchNorm ours1 = reid::SyncableBatchNorm1d(6);
+  torch::nn::BatchNorm1d theirs1(torch::nn::BatchNorm1dOptions(6));
+  reid::SyncableBatchNorm ours2 = reid::SyncableBatchNorm2d(3);
+  torch::nn::BatchNorm2d theirs2(torch::nn::BatchNorm2dOptions(3));
+  for (int step = 0; step < 2; ++step) {
+    torch::Tensor x = torch::randn({5, 6}), y = torch::randn({2, 3, 4, 4});
+    EXPECT_TRUE(torch::equal(ours1(x), theirs1(x)));
+    EXPECT_TRUE(torch::equal(ours2(y), theirs2(y)));
+  }
+  // Same names in the same order (checkpoints and torchvision imports), same values.
+  auto a = ours2->named_buffers(), b = theirs2->named_buffers();
+  ASSERT_EQ(a.keys(), b.keys());
+  for (const auto& key : a.keys()) EXPECT_TRUE(torch::equal(a[key], b[key])) << key;
+  EXPECT_EQ(ours2->named_parameters().keys(), theirs2->named_parameters().keys());
+  ours1->eval();
+  theirs1->eval();
+  torch::Tensor x = torch::randn({4, 6});
+  EXPECT_TRUE(torch::equal(ours1(x), theirs1(x)));
+  EXPECT_THAT(testing::error_of([&] { ours2(torch::zeros({2, 3})); }),
+              ::testing::HasSubstr("BatchNorm2d over 3 channels got an input of shape [2,3]"));
 }
 
 TEST(SyncBatchNormTest, LocalStatisticsAreAveragedOverRanks) {
   testing::run_ranks(2, [](Communicator& comm) {
-    reid::SyncableBatchNorm2d bn(torch::nn::BatchNorm2dOptions(2));
+    reid::SyncableBatchNorm bn = reid::SyncableBatchNorm2d(2);
     bn->running_mean.fill_(comm.rank() == 0 ? 1.0 : 3.0);
     bn->running_var.fill_(comm.rank() == 0 ? 2.0 : 6.0);
     bn->weight.data().fill_(comm.rank() + 1.0);  // parameters are left alone
