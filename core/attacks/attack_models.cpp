@@ -80,16 +80,17 @@ auto with_default_generator_seeded(std::uint64_t seed, F&& build) {
 void calibrate_batch_norm(ReidAttackNetImpl& net, int height, int width) {
   constexpr int kBatch = 8;
   torch::NoGradGuard no_grad;
-  std::vector<std::pair<torch::nn::BatchNorm2dImpl*, c10::optional<double>>> norms;
+  std::vector<std::pair<reid::SyncableBatchNormImpl*, double>> norms;
   for (const auto& m : net.modules(/*include_self=*/false))
-    if (auto* bn = m->as<torch::nn::BatchNorm2dImpl>()) {
-      norms.emplace_back(bn, bn->options.momentum());
-      bn->options.momentum(1.0);  // running statistics := this batch's
+    if (auto* bn = m->as<reid::SyncableBatchNormImpl>()) {
+      norms.emplace_back(bn, bn->momentum());
+      bn->set_momentum(1.0);  // running statistics := this batch's
     }
+  if (norms.empty()) throw Error("calibrate_batch_norm: the attack network has no BatchNorm");
   net.train();
   const torch::Tensor images = torch::rand({kBatch, 3, height, width});
   net.forward(images);
-  for (auto& [bn, momentum] : norms) bn->options.momentum(momentum);
+  for (auto& [bn, momentum] : norms) bn->set_momentum(momentum);
 }
 
 void check_options(const AttackModelOptions& o) {

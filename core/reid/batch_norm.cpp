@@ -23,6 +23,12 @@ void SyncableBatchNormImpl::reset() {
   num_batches_tracked = register_buffer("num_batches_tracked", torch::tensor(0, torch::kLong));
 }
 
+void SyncableBatchNormImpl::set_momentum(double momentum) {
+  if (!(momentum >= 0.0 && momentum <= 1.0))
+    throw Error("BatchNorm momentum must be in [0, 1], got " + std::to_string(momentum));
+  momentum_ = momentum;
+}
+
 void SyncableBatchNormImpl::pretty_print(std::ostream& stream) const {
   stream << "ppreid::reid::SyncableBatchNorm" << dims_ << "d(" << num_features_
          << ", eps=" << eps_ << ", momentum=" << momentum_ << (sync ? ", sync" : "") << ")";

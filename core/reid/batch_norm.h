@@ -34,6 +34,8 @@ class SyncableBatchNormImpl : public torch::nn::Cloneable<SyncableBatchNormImpl>
   std::int64_t num_features() const { return num_features_; }
   double eps() const { return eps_; }
   double momentum() const { return momentum_; }
+  // The weight of a batch's statistics in the running ones (1: replace them by the batch's).
+  void set_momentum(double momentum);
 
  private:
   std::int64_t num_features_;
