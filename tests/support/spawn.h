@@ -20,19 +20,25 @@ extern char** environ;
 
 namespace ppreid::testing {
 
-// `ppreid ARGS...` with stdout and stderr appended to `log`; -1 when it could not start.
-inline pid_t spawn_ppreid(const std::vector<std::string>& args, const std::filesystem::path& log) {
+// `ppreid ARGS...` with stdout and stderr appended to `log` and `env` ("NAME=value") added to
+// this process's environment; -1 when it could not start.
+inline pid_t spawn_ppreid(const std::vector<std::string>& args, const std::filesystem::path& log,
+                          std::vector<std::string> env = {}) {
   std::vector<std::string> all{PPREID_BINARY};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : all) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e) envp.push_back(*e);
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   pid_t pid = -1;
-  if (posix_spawn(&pid, PPREID_BINARY, &actions, nullptr, argv.data(), environ) != 0) pid = -1;
+  if (posix_spawn(&pid, PPREID_BINARY, &actions, nullptr, argv.data(), envp.data()) != 0) pid = -1;
   posix_spawn_file_actions_destroy(&actions);
   return pid;
 }

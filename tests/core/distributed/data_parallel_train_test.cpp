@@ -67,7 +67,8 @@ class DataParallelTrainTest : public ::testing::Test {
     return file;
   }
 
-  // One `ppreid train` process per rank; rank r logs to OUT.rank-r.log.
+  // One `ppreid train` process per rank; rank r logs to OUT.rank-r.log. Rank 0 gets the launch
+  // as flags, the others as a torchrun-style environment, so both paths are exercised.
   std::vector<pid_t> launch(const fs::path& config, const fs::path& out, int port,
                             bool resume = false) {
     std::vector<pid_t> pids;
@@ -75,10 +76,17 @@ class DataParallelTrainTest : public ::testing::Test {
       std::vector<std::string> args = {
           "train", "--config", config.string(), "--data", (*dir_ / "data").string(),
           "--out", r == 0 ? out.string() : (out.string() + ".rank" + std::to_string(r)),
-          "--world-size", std::to_string(kWorld), "--rank", std::to_string(r),
-          "--rendezvous", "127.0.0.1:" + std::to_string(port), "--backend", "gloo"};
+          "--backend", "gloo"};
+      std::vector<std::string> env;
+      if (r == 0) {
+        args.insert(args.end(), {"--world-size", std::to_string(kWorld), "--rank", "0",
+                                 "--rendezvous", "127.0.0.1:" + std::to_string(port)});
+      } else {
+        env = {"WORLD_SIZE=" + std::to_string(kWorld), "RANK=" + std::to_string(r),
+               "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port)};
+      }
       if (resume) args.push_back("--resume");
-      pids.push_back(testing::spawn_ppreid(args, log_of(out, r)));
+      pids.push_back(testing::spawn_ppreid(args, log_of(out, r), env));
     }
     return pids;
   }
