@@ -6,7 +6,6 @@
 #include <limits>
 
 #include "core/data/loader.h"
-#include "core/distributed/gradient_sync.h"
 #include "core/reid/batch_norm.h"
 #include "core/util/error.h"
 #include "core/util/threads.h"
@@ -50,10 +49,8 @@ LocalRoundResult train_local_round(ReidModel& model, CenterLoss& center,
   loader_options.p = settings.p;
   loader_options.k = settings.k;
   loader_options.seed = settings.seed;
-  if (comm) {
-    loader_options.shard_count = world;
-    loader_options.shard_index = comm->rank();
-  }
+  std::unique_ptr<dist::GradientSync> sync;
+  if (comm) sync = prepare_data_parallel(model, center, config.distributed, *comm, loader_options);
   data::TrainLoader loader(store, config.profile.transform, loader_options);
 
   torch::optim::Adam optimizer(trainable_parameters(model),
@@ -61,17 +58,8 @@ LocalRoundResult train_local_round(ReidModel& model, CenterLoss& center,
                                    .weight_decay(settings.weight_decay));
   torch::optim::SGD center_optimizer(center->parameters(),
                                      torch::optim::SGDOptions(config.optimizer.center_lr));
-  std::optional<dist::GradientSync> sync;
-  if (comm) {
-    set_batch_norm_sync(*model, config.distributed.batch_norm == "sync" ? comm : nullptr);
-    std::vector<torch::Tensor> synced = trainable_parameters(model);
-    for (auto& p : center->parameters()) synced.push_back(p);
-    sync.emplace(*comm, synced,
-                 dist::BucketOptions{config.distributed.bucket_mb, config.distributed.overlap});
-  }
   StepContext step{model, center, optimizer, center_optimizer, config.loss,
-                   ProximalAnchor{&global, settings.fedprox_mu}, comm,
-                   sync ? &*sync : nullptr};
+                   ProximalAnchor{&global, settings.fedprox_mu}, comm, sync.get()};
   // Rank 0 decides whether to go on (its callback sees the aggregator and the stop flag); the
   // decision is broadcast so every rank stops at the same step.
   auto go_on = [&](const LocalRoundProgress& progress) {
@@ -82,7 +70,6 @@ LocalRoundResult train_local_round(ReidModel& model, CenterLoss& center,
     comm->broadcast(flag, 0, where + ": continue-or-stop decision");
     return flag.item<int>() == 1;
   };
-
 
   LocalRoundResult result;
   result.samples = store.train.size();

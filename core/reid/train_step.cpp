@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/reid/batch_norm.h"
 #include "core/reid/proximal.h"
 #include "core/util/error.h"
 
@@ -39,6 +40,19 @@ StepLosses mean_over_ranks(const StepLosses& s, dist::Communicator& comm) {
 }
 
 }  // namespace
+
+std::unique_ptr<dist::GradientSync> prepare_data_parallel(ReidModel& model, CenterLoss& center,
+                                                          const DistributedOptions& options,
+                                                          dist::Communicator& comm,
+                                                          data::LoaderOptions& loader) {
+  loader.shard_count = comm.world_size();
+  loader.shard_index = comm.rank();
+  set_batch_norm_sync(*model, options.batch_norm == "sync" ? &comm : nullptr);
+  std::vector<torch::Tensor> synced = trainable_parameters(model);
+  for (auto& p : center->parameters()) synced.push_back(p);
+  return std::make_unique<dist::GradientSync>(
+      comm, std::move(synced), dist::BucketOptions{options.bucket_mb, options.overlap});
+}
 
 StepLosses train_step(StepContext& ctx, const data::Batch& batch,
                       const std::function<std::string(double total)>& describe) {

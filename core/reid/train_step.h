@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "core/data/loader.h"
@@ -63,5 +64,15 @@ StepLosses train_step(StepContext& ctx, const data::Batch& batch,
 
 // The trainable parameters of `model` (what Adam optimizes).
 std::vector<torch::Tensor> trainable_parameters(const ReidModel& model);
+
+// What a rank of a data-parallel run (`comm` with W > 1 ranks) changes to train its share, for the
+// whole-run trainer and a site's rounds alike: `loader` takes this rank's shard of every global
+// batch, the model's BatchNorm layers become SyncBN for `options.batch_norm` "sync" (else they
+// keep local statistics), and the returned GradientSync averages the gradients of the trainable
+// parameters and the centres (set it as the StepContext's `sync`).
+std::unique_ptr<dist::GradientSync> prepare_data_parallel(ReidModel& model, CenterLoss& center,
+                                                          const DistributedOptions& options,
+                                                          dist::Communicator& comm,
+                                                          data::LoaderOptions& loader);
 
 }  // namespace ppreid::reid

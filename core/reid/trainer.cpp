@@ -6,7 +6,6 @@
 #include <cstdio>
 
 #include "core/data/loader.h"
-#include "core/distributed/gradient_sync.h"
 #include "core/reid/batch_norm.h"
 #include "core/reid/checkpoint.h"
 #include "core/reid/features.h"
@@ -61,7 +60,6 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
 
   ReidModel model(ModelOptions{config.backbone, dataset.num_train_ids, true});
   CenterLoss center(dataset.num_train_ids, model->feature_dim());
-  if (comm && config.distributed.batch_norm == "sync") set_batch_norm_sync(*model, comm);
   torch::optim::Adam optimizer(
       trainable_parameters(model), torch::optim::AdamOptions(config.optimizer.lr).weight_decay(config.optimizer.weight_decay));
   torch::optim::SGD center_optimizer(center->parameters(),
@@ -124,27 +122,19 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
     info.metrics = saved.metrics;
     spdlog::info("resuming after epoch {} from {}", saved.epoch + 1, ckpt_dir.string());
   }
-  std::optional<dist::GradientSync> sync;
+  data::LoaderOptions loader_options = profile.loader;
+  std::unique_ptr<dist::GradientSync> sync;
   if (comm) {
     broadcast_module_state(*model, *comm);
     broadcast_module_state(*center, *comm);
-    std::vector<torch::Tensor> synced = trainable_parameters(model);
-    for (auto& p : center->parameters()) synced.push_back(p);
-    sync.emplace(*comm, synced,
-                 dist::BucketOptions{config.distributed.bucket_mb, config.distributed.overlap});
+    sync = prepare_data_parallel(model, center, config.distributed, *comm, loader_options);
     spdlog::info("rank {} of {}: {} gradient buckets of <= {} MB, batch norm {}", comm->rank(),
                  world, sync->num_buckets(), config.distributed.bucket_mb,
                  config.distributed.batch_norm);
   }
 
-  data::LoaderOptions loader_options = profile.loader;
-  if (comm) {
-    loader_options.shard_count = world;
-    loader_options.shard_index = comm->rank();
-  }
   data::TrainLoader loader(dataset, profile.transform, loader_options);
-  StepContext step{model, center, optimizer, center_optimizer, config.loss, {}, comm,
-                   sync ? &*sync : nullptr};
+  StepContext step{model, center, optimizer, center_optimizer, config.loss, {}, comm, sync.get()};
   TrainSummary summary;
   summary.world_size = world;
   std::string metrics_lines = leader && options.resume && fs::exists(options.out / "metrics.jsonl")

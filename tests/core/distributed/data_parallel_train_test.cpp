@@ -100,6 +100,13 @@ class DataParallelTrainTest : public ::testing::Test {
         all += "--- rank " + std::to_string(r) + "\n" + util::read_file(log_of(out, r));
     return all;
   }
+  // Waits (up to 2 minutes) until rank 0 has finished an epoch and written its checkpoint.
+  static bool first_epoch_written(const fs::path& out) {
+    const auto until = std::chrono::steady_clock::now() + 120s;
+    while (!fs::exists(out / "metrics.jsonl") && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(50ms);
+    return fs::exists(out / "metrics.jsonl");
+  }
   // Waits for every rank; true when all exited with 0.
   static bool all_succeed(const std::vector<pid_t>& pids, const fs::path& out) {
     bool ok = true;
@@ -248,10 +255,7 @@ TEST_F(DataParallelTrainTest, AKilledRankMakesTheOtherFailWithinTheTimeoutAndARe
   const fs::path out = *dir_ / "run-killed";
   std::vector<pid_t> pids = launch(config_file, out, testing::free_tcp_port());
   // Wait for the first checkpoint, then kill rank 1 as a crash would.
-  const auto until = std::chrono::steady_clock::now() + 120s;
-  while (!fs::exists(out / "metrics.jsonl") && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(50ms);
-  ASSERT_TRUE(fs::exists(out / "metrics.jsonl")) << logs(out);
+  ASSERT_TRUE(first_epoch_written(out)) << logs(out);
   ::kill(pids[1], SIGKILL);
   const auto killed = std::chrono::steady_clock::now();
   auto code = testing::wait_exit(pids[0], std::chrono::milliseconds(static_cast<int>(timeout * 1000)) + 15s);
@@ -281,10 +285,7 @@ TEST_F(DataParallelTrainTest, AStuckRankMakesTheOtherFailOnceTheTimeoutHasPassed
   const fs::path config_file = write_config("stuck", config_yaml(200, "local", timeout));
   const fs::path out = *dir_ / "run-stuck";
   std::vector<pid_t> pids = launch(config_file, out, testing::free_tcp_port());
-  const auto until = std::chrono::steady_clock::now() + 120s;
-  while (!fs::exists(out / "metrics.jsonl") && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(50ms);
-  ASSERT_TRUE(fs::exists(out / "metrics.jsonl")) << logs(out);
+  ASSERT_TRUE(first_epoch_written(out)) << logs(out);
   ::kill(pids[1], SIGSTOP);
   const auto stopped = std::chrono::steady_clock::now();
   auto code = testing::wait_exit(pids[0], 30s);
