@@ -3,12 +3,14 @@
 #   ./run.sh demo   install missing Debian packages, build, run a federation of 3 sites on loopback
 #                   as separate processes, then a simulated federation with an iDLG replay
 #   ./run.sh test   install missing Debian packages, build, run the whole test suite
-# Other: ./run.sh build | bench | deps
+# Other: ./run.sh build (binary, tests and benchmarks) | bench | deps
+# Each command builds only what it runs: demo the ppreid binary, test the binary and the test
+# executable, bench the benchmarks. Unity build, Ninja when installed, ccache (see the README).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 # Every dependency, from Debian 12's main archive (see the README's dependency table).
-PACKAGES=(build-essential cmake pkg-config ccache
+PACKAGES=(build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libopencv-dev libssl-dev libzmq3-dev cppzmq-dev libcereal-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libyaml-cpp-dev libspdlog-dev
   nlohmann-json3-dev libgloo-dev)
@@ -32,11 +34,19 @@ deps() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# build TARGET...: configure build/ (once) and build just those targets.
 build() {
   deps
-  say "configuring and building into build/ ($JOBS jobs)"
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build build -j "$JOBS"
+  local generator="Unix Makefiles"
+  command -v ninja >/dev/null && generator="Ninja"
+  if [[ -f build/CMakeCache.txt ]] &&
+    ! grep -qx "CMAKE_GENERATOR:INTERNAL=$generator" build/CMakeCache.txt; then
+    say "build/ was configured with another generator; reconfiguring it from scratch for $generator"
+    rm -rf build
+  fi
+  say "configuring and building $* into build/ ($generator, unity build, $JOBS jobs)"
+  cmake -S . -B build -G "$generator" -DCMAKE_BUILD_TYPE=Release -DCMAKE_UNITY_BUILD=ON >/dev/null
+  cmake --build build -j "$JOBS" --target "$@"
 }
 
 # A federation on loopback: an aggregator and 3 sites as separate processes (tiny profile,
@@ -100,20 +110,20 @@ simulation() {
 
 case "${1:-}" in
   deps) deps ;;
-  build) build ;;
+  build) build all ;;
   test)
-    build
+    build ppreid ppreid_tests
     say "running the test suite"
     ctest --test-dir build --output-on-failure -j "$JOBS" --timeout 600
     ;;
   demo)
-    build
+    build ppreid
     demo
     simulation
     ;;
   bench)
-    build
-    for b in build/bench_*; do [[ -x $b ]] && { say "$b"; "$b" --benchmark_min_time=0.5; }; done
+    build bench
+    for b in build/bench/bench_*; do [[ -x $b ]] && { say "$b"; "$b" --benchmark_min_time=0.5; }; done
     ;;
   *)
     echo "usage: ./run.sh demo | test | build | bench | deps" >&2

@@ -35,7 +35,7 @@ class CoordinateWise : public Strategy {
   void on_clear() override;
 
  private:
-  std::vector<std::vector<torch::Tensor>> kept_;  // [update][tensor], absolute weights
+  std::vector<std::vector<at::Tensor>> kept_;  // [update][tensor], absolute weights
 };
 
 // Exposed for tests and the benchmark.

@@ -29,7 +29,7 @@ class FedAvg : public Strategy {
   // The new value of floating-point tensor `i` of the global model from `sum` (float64, the
   // weighted sum of the updates; the mean is sum * scale, and `sum` may be overwritten). FedAvg:
   // the mean in the global's dtype. Server optimizers override this.
-  virtual torch::Tensor combine(std::size_t i, torch::Tensor& sum, double scale);
+  virtual at::Tensor combine(std::size_t i, at::Tensor& sum, double scale);
 
   void on_begin() override;
   void on_add(const ModelUpdate& update) override;
@@ -40,10 +40,10 @@ class FedAvg : public Strategy {
   // Adds the waiting update (weight pending_weight_) and, when given, `next` (weight w) to sums_.
   void fold_pending(const NamedTensors* next, double w);
 
-  std::vector<torch::Tensor> sums_;     // float64 sum_i n_i w_i per floating-point tensor
-  std::vector<torch::Tensor> counters_; // maximum per integer tensor
+  std::vector<at::Tensor> sums_;     // float64 sum_i n_i w_i per floating-point tensor
+  std::vector<at::Tensor> counters_; // maximum per integer tensor
   bool summed_ = false;                 // sums_ hold values (else the next fold assigns)
-  std::vector<torch::Tensor> pending_;  // the update waiting for a partner (empty: none)
+  std::vector<at::Tensor> pending_;  // the update waiting for a partner (empty: none)
   double pending_weight_ = 0;
   std::int64_t delta_samples_ = 0;      // samples of delta updates: their n_i * global is added last
   std::int64_t total_samples_ = 0;

@@ -37,17 +37,17 @@ class FedOpt : public FedAvg {
  protected:
   void on_begin() override;
   NamedTensors on_finish() override;
-  torch::Tensor combine(std::size_t i, torch::Tensor& sum, double scale) override;
+  at::Tensor combine(std::size_t i, at::Tensor& sum, double scale) override;
 
  private:
   // The names "m/NAME", "v/NAME" with the global tensors' shapes and dtypes that a restored
   // state must match (the values are the global's; only the structure is compared).
   static NamedTensors moment_layout(const NamedTensors& global);
-  static bool optimized(const std::string& name, const torch::Tensor& t);
+  static bool optimized(const std::string& name, const at::Tensor& t);
   void init_moments(const NamedTensors& global);
 
   std::vector<std::string> names_;  // optimized tensor names, in the global's order
-  std::vector<torch::Tensor> m_, v_;
+  std::vector<at::Tensor> m_, v_;
   std::vector<int> slot_;           // index into m_/v_ for each global tensor, -1 if not optimized
   std::int64_t step_ = 0;
 };

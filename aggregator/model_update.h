@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/reid/model.h"
+#include "core/reid/named_tensors.h"
 
 namespace ppreid::agg {
 
@@ -45,7 +45,7 @@ bool is_batchnorm_statistic(std::string_view name);
 
 // Integer tensors (BatchNorm's num_batches_tracked) are counters, not weights: every strategy
 // gives them the maximum over the round's updates (each site counts up from the global value).
-bool is_counter(const torch::Tensor& tensor);
+bool is_counter(const at::Tensor& tensor);
 
 // Number of bytes the tensors' data take.
 std::size_t byte_size(const NamedTensors& tensors);

@@ -81,7 +81,7 @@ class UpdateValidator {
  private:
   std::optional<Rejection> check_header(const ModelUpdate& update) const;
   std::optional<Rejection> check_data(const ModelUpdate& update) const;
-  const torch::Tensor& global_of(const std::string& name) const;
+  const at::Tensor& global_of(const std::string& name) const;
 
   ValidationLimits limits_;
   std::int64_t round_ = -1;

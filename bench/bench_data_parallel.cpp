@@ -17,7 +17,7 @@
 #include "core/distributed/gradient_sync.h"
 #include "core/reid/model.h"
 #include "core/reid/train_step.h"
-#include "core/util/threads.h"
+#include "core/tensor/torch_threads.h"
 
 namespace {
 
@@ -61,7 +61,7 @@ dist::LaunchOptions launch(int rank, int port) {
 }
 
 void AllReduce(benchmark::State& state) {
-  util::configure_torch_threads(1);
+  tensor::configure_torch_threads(1);
   const double bucket_mb = static_cast<double>(state.range(0)) / 1024.0;
   const int port = free_port();
   const auto iterations = static_cast<std::int64_t>(state.max_iterations);

@@ -2,7 +2,7 @@
 //   BM_Serial         decode + transform one image at a time on the calling thread, then
 //                     torch::stack: the straightforward loop a first version would write;
 //   BM_Loader/w       TrainLoader with w decoding workers (P=16, K=4, prefetch 4);
-//   BM_ImageToTensor  util::image_to_tensor on a 128x64 image vs BM_NaiveToTensor, a per-pixel
+//   BM_ImageToTensor  tensor::image_to_tensor on a 128x64 image vs BM_NaiveToTensor, a per-pixel
 //                     cv::Mat::at<> loop, so the conversion speed-up is visible.
 // The dataset is ~1000 synthetic 128x64 JPEGs (100 identities x 10) written to a temp dir at
 // start-up and removed at exit. Run:  build/bench_loader [--benchmark_filter=...]
@@ -18,6 +18,7 @@
 
 #include "core/data/loader.h"
 #include "core/data/transforms.h"
+#include "core/tensor/image_tensor.h"
 #include "core/util/image.h"
 #include "core/util/rng.h"
 
@@ -152,7 +153,7 @@ cv::Mat sample_image() {
 
 void BM_ImageToTensor(benchmark::State& state) {
   const cv::Mat image = sample_image();
-  for (auto _ : state) benchmark::DoNotOptimize(ppreid::util::image_to_tensor(image, kMean, kStd));
+  for (auto _ : state) benchmark::DoNotOptimize(ppreid::tensor::image_to_tensor(image, kMean, kStd));
   state.counters["images/s"] =
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }

@@ -24,7 +24,7 @@
 #include "core/deid/pis/pis_trainer.h"
 #include "core/profile/profile.h"
 #include "core/util/image.h"
-#include "core/util/threads.h"
+#include "core/tensor/torch_threads.h"
 
 namespace {
 
@@ -93,7 +93,7 @@ int threads() {
 }
 
 void BM_Shift(benchmark::State& state, const std::string& profile) {
-  util::configure_torch_threads(threads());
+  tensor::configure_torch_threads(threads());
   Fixture& f = fixture(profile);
   const size_t batch = static_cast<size_t>(state.range(0));
   std::vector<cv::Mat> images(f.images.begin(), f.images.begin() + batch);
@@ -108,7 +108,7 @@ void BM_Shift(benchmark::State& state, const std::string& profile) {
 }
 
 void BM_TrainStep(benchmark::State& state, const std::string& profile) {
-  util::configure_torch_threads(threads());
+  tensor::configure_torch_threads(threads());
   Fixture& f = fixture(profile);
   PisConfig c = f.config;
   c.features.network = "random";  // vgg19/reid need weight files; random has the same role

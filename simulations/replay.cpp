@@ -10,7 +10,7 @@
 #include <map>
 
 #include "core/attacks/attack_images.h"
-#include "core/privacy/image_quality.h"
+#include "core/quality/image_quality.h"
 #include "core/util/error.h"
 #include "protocols/torch_wire.h"
 #include "protocols/transport.h"
@@ -231,8 +231,8 @@ ReplaySummary replay_gradient_attacks(const std::vector<ReplayTarget>& targets,
     r.psnr_raw = capped_psnr(r.mse_raw);
     r.psnr_deid = capped_psnr(r.mse_deid);
     const cv::Mat rec8 = attacks::to_bgr8(rec);
-    r.ssim_raw = privacy::ssim(attacks::to_bgr8(raw), rec8);
-    r.ssim_deid = privacy::ssim(attacks::to_bgr8(deid), rec8);
+    r.ssim_raw = quality::ssim(attacks::to_bgr8(raw), rec8);
+    r.ssim_deid = quality::ssim(attacks::to_bgr8(deid), rec8);
     if (!o.strip_dir.empty()) {
       std::vector<torch::Tensor> tiles = {raw, deid};
       for (const auto& [step, image] : inv.snapshots) tiles.push_back(image);

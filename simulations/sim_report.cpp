@@ -22,13 +22,8 @@ using report::Figure;
 using report::ReportSection;
 using report::Table;
 using report::format_fixed;
+using report::format_general;
 namespace {
-
-std::string g(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
 
 Table population_table(const nlohmann::json& population) {
   Table t;
@@ -88,8 +83,8 @@ Table faults_table(const std::vector<FederationResult>& runs) {
     for (const auto& f : r.faults) {
       std::string detail = std::string(to_string(f.fault.kind));
       if (f.fault.kind == FaultSpec::Kind::kStraggler)
-        detail += " " + g(static_cast<double>(f.fault.delay.count()) / 1000.0) + " s";
-      if (f.fault.kind == FaultSpec::Kind::kScale) detail += " x" + g(f.fault.factor);
+        detail += " " + format_general(static_cast<double>(f.fault.delay.count()) / 1000.0) + " s";
+      if (f.fault.kind == FaultSpec::Kind::kScale) detail += " x" + format_general(f.fault.factor);
       std::string what;
       for (const auto& [round, outcome] : f.per_round)
         what += (what.empty() ? "" : "; ") + ("r" + std::to_string(round) + ": " + outcome);
@@ -125,7 +120,7 @@ Table dp_sweep_table(const nlohmann::json& rows) {
   t.caption = "Image DP: retrieval of the federated model vs epsilon (instance and centroid)";
   t.header = {"preset", "epsilon", "mAP", "Rank-1", "centroid mAP", "centroid Rank-1", "SSIM"};
   for (const auto& r : rows)
-    t.rows.push_back({r.at("preset"), g(r.at("epsilon")), format_fixed(r.at("mAP"), 3),
+    t.rows.push_back({r.at("preset"), format_general(r.at("epsilon")), format_fixed(r.at("mAP"), 3),
                       format_fixed(r.at("rank1"), 3), format_fixed(r.at("centroid_mAP"), 3),
                       format_fixed(r.at("centroid_rank1"), 3), format_fixed(r.at("ssim"), 3)});
   return t;
@@ -141,8 +136,8 @@ Table attack_table(const nlohmann::json& attack) {
               "PSNR de-id", "SSIM de-id", "iterations"};
   for (const auto& a : attack.at("attacks"))
     t.rows.push_back({a.at("name"), a.at("label_correct").get<bool>() ? "yes" : "no",
-                      g(a.at("mse_raw")), format_fixed(a.at("psnr_raw"), 1),
-                      format_fixed(a.at("ssim_raw"), 3), g(a.at("mse_deid")),
+                      format_general(a.at("mse_raw")), format_fixed(a.at("psnr_raw"), 1),
+                      format_fixed(a.at("ssim_raw"), 3), format_general(a.at("mse_deid")),
                       format_fixed(a.at("psnr_deid"), 1), format_fixed(a.at("ssim_deid"), 3),
                       std::to_string(a.at("iterations").get<int>())});
   return t;
@@ -158,8 +153,8 @@ Table attack_by_method_table(const nlohmann::json& rows) {
               "success raw", "success de-id"};
   for (const auto& r : rows)
     t.rows.push_back({r.at("run"), format_fixed(r.at("label_accuracy"), 2),
-                      g(r.at("mean_mse_raw")), format_fixed(r.at("mean_ssim_raw"), 3),
-                      g(r.at("mean_mse_deid")), format_fixed(r.at("mean_ssim_deid"), 3),
+                      format_general(r.at("mean_mse_raw")), format_fixed(r.at("mean_ssim_raw"), 3),
+                      format_general(r.at("mean_mse_deid")), format_fixed(r.at("mean_ssim_deid"), 3),
                       format_fixed(r.at("success_raw").at("1e-03"), 2),
                       format_fixed(r.at("success_deid").at("1e-03"), 2)});
   return t;

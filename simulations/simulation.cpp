@@ -28,10 +28,11 @@
 #include "core/reid/trainer.h"
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
-#include "core/util/threads.h"
+#include "core/tensor/torch_threads.h"
 #include "simulations/population.h"
 #include "simulations/privacy_utility.h"
 #include "simulations/replay.h"
+#include "simulations/report/table.h"
 #include "simulations/sim_report.h"
 
 namespace ppreid::sim {
@@ -51,12 +52,6 @@ std::string slug(const std::string& name) {
   return out.empty() ? "run" : out;
 }
 
-std::string g(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
-
 // The federations an experiment consists of, in table order.
 std::vector<NamedMethod> planned_runs(const SimConfig& c) {
   std::vector<NamedMethod> runs;
@@ -74,7 +69,7 @@ std::vector<NamedMethod> planned_runs(const SimConfig& c) {
           s.method = "dp";
           s.preset = preset;
           s.epsilon = eps;
-          runs.push_back({preset + " eps=" + g(eps), s});
+          runs.push_back({preset + " eps=" + report::format_general(eps), s});
         }
       break;
   }
@@ -227,7 +222,7 @@ SimulationResult run_simulation(const SimConfig& config, const fs::path& out,
   }
   fs::create_directories(out);
   util::write_file_atomic(out / "config.yaml", resolved);
-  util::configure_torch_threads(c.threads);
+  tensor::configure_torch_threads(c.threads);
 
   const Population pop = prepare_population(c, out);
   const SimKeys keys = prepare_keys(out, pop.sites);

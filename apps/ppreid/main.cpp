@@ -1,24 +1,14 @@
-// The one `ppreid` binary. Each library registers its own subcommands; main only owns the
-// global flags and the mapping of failures to exit codes (1 = error, 2 = usage error).
+// The one `ppreid` binary. Every command's flags are wired in this folder (commands.h), one file
+// per command family; main only owns the global flags and the mapping of failures to exit codes
+// (1 = error, 2 = usage error).
 #include <CLI/CLI.hpp>
 
 #include <iostream>
 #include <utility>
 
-#include "aggregator/aggregator_command.h"
-#include "apps/ppreid/version_command.h"
-#include "client/site_command.h"
-#include "core/attacks/attack_commands.h"
-#include "core/data/data_commands.h"
-#include "core/deid/deid_commands.h"
-#include "core/deid/pis/pis_commands.h"
-#include "core/deid/pis/train_command.h"
-#include "core/privacy/privacy_commands.h"
-#include "core/reid/reid_commands.h"
+#include "apps/ppreid/commands.h"
 #include "core/util/error.h"
 #include "core/util/log.h"
-#include "protocols/protocol_commands.h"
-#include "simulations/simulate_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"ppreid: privacy-preserving, federated person re-identification", "ppreid"};

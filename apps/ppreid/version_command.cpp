@@ -1,4 +1,4 @@
-#include "apps/ppreid/version_command.h"
+#include "apps/ppreid/commands.h"
 
 #include <openssl/crypto.h>
 #include <torch/version.h>

@@ -8,7 +8,7 @@
 #include "core/attacks/lenet.h"
 #include "core/reid/backbone.h"
 #include "core/util/error.h"
-#include "core/util/threads.h"
+#include "core/tensor/torch_threads.h"
 
 namespace ppreid::attacks {
 namespace {
@@ -44,12 +44,12 @@ TORCH_MODULE(ReidAttackNet);
 
 // Runs `build` with torch's default CPU generator seeded to `seed`, then puts the generator's
 // previous state back, so that the weights depend on `seed` only and the caller's random stream
-// continues as if nothing had been drawn. Holds util::torch_generator_mutex() throughout, like
+// continues as if nothing had been drawn. Holds tensor::torch_generator_mutex() throughout, like
 // every other seeded initialisation (LibTorch's module initialisers take no generator argument,
 // and the generator's own mutex cannot be held while they lock it themselves).
 template <typename F>
 auto with_default_generator_seeded(std::uint64_t seed, F&& build) {
-  std::lock_guard seeded(util::torch_generator_mutex());
+  std::lock_guard seeded(tensor::torch_generator_mutex());
   at::Generator gen = at::detail::getDefaultCPUGenerator();
   torch::Tensor saved;
   {

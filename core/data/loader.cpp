@@ -222,7 +222,8 @@ void SequentialBatchSampler::load(torch::serialize::InputArchive& archive) {
 // ---------------------------------------------------------------------------------------------
 // One pass of torch's DataLoader over a sampler, consumed one batch at a time.
 
-namespace {
+// Named rather than anonymous: the loaders' Running states (external linkage) derive from it.
+namespace loader_detail {
 
 template <typename Sampler>
 class Pass {
@@ -271,7 +272,8 @@ class Pass {
   bool done_ = false;
 };
 
-}  // namespace
+}  // namespace loader_detail
+using loader_detail::Pass;
 
 // ---------------------------------------------------------------------------------------------
 // TrainLoader

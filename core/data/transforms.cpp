@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/util/error.h"
+#include "core/tensor/image_tensor.h"
 #include "core/util/image.h"
 
 namespace ppreid::data {
@@ -112,7 +113,7 @@ void TrainTransform::apply(const cv::Mat& bgr, util::Rng& rng, torch::Tensor& ou
     }
   }
 
-  util::image_to_tensor_into(image, options_.mean, options_.std, out);
+  tensor::image_to_tensor_into(image, options_.mean, options_.std, out);
 
   if (const auto box = draw_erase_box(options_, rng)) {
     out.slice(1, box->top, box->top + box->height)
@@ -122,7 +123,7 @@ void TrainTransform::apply(const cv::Mat& bgr, util::Rng& rng, torch::Tensor& ou
 }
 
 void TestTransform::apply(const cv::Mat& bgr, util::Rng& /*rng*/, torch::Tensor& out) const {
-  util::image_to_tensor_into(resized(bgr), options_.mean, options_.std, out);
+  tensor::image_to_tensor_into(resized(bgr), options_.mean, options_.std, out);
 }
 
 torch::Tensor TestTransform::operator()(const cv::Mat& bgr) const {

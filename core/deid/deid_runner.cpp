@@ -12,8 +12,8 @@
 #include <thread>
 
 #include "core/deid/image_dp.h"
-#include "core/privacy/detectability.h"
-#include "core/privacy/image_quality.h"
+#include "core/quality/detectability.h"
+#include "core/quality/image_quality.h"
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
 #include "core/util/image.h"
@@ -180,7 +180,7 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
   std::mutex error_mu;
   std::exception_ptr error;
   util::Progress progress(static_cast<std::int64_t>(records.size()), "deid " + method.name());
-  privacy::PeopleDetector detector;
+  quality::PeopleDetector detector;
 
   const size_t batch = static_cast<size_t>(std::max(1, method.preferred_batch()));
   auto work = [&] {
@@ -235,9 +235,9 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
             throw Error("cannot encode '" + target.string() + "' as " + ext);
           util::write_file_atomic(target, std::string_view(reinterpret_cast<const char*>(bytes.data()),
                                                            bytes.size()));
-          row.ssim = original.rows >= 11 && original.cols >= 11 ? privacy::ssim(original, released[j])
+          row.ssim = original.rows >= 11 && original.cols >= 11 ? quality::ssim(original, released[j])
                                                                 : std::nan("");
-          row.psnr = privacy::psnr(original, released[j]);
+          row.psnr = quality::psnr(original, released[j]);
           row.done = true;
           if (options.detectability) {
             before += detector.person_in_crop(original) ? 1 : 0;
@@ -339,7 +339,7 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
   m["mean_ssim"] = report.mean_ssim;
   m["mean_psnr_db"] = report.mean_psnr;
   if (options.detectability) {
-    privacy::Detectability d{before, after, report.images};
+    quality::Detectability d{before, after, report.images};
     m["detectability"] = {{"detected_before", d.detected_before},
                           {"detected_after", d.detected_after},
                           {"ratio", std::isnan(d.ratio()) ? nlohmann::json(nullptr)

@@ -17,7 +17,7 @@
 #include "core/util/error.h"
 #include "core/util/image.h"
 #include "core/util/rng.h"
-#include "core/util/threads.h"
+#include "core/tensor/torch_threads.h"
 
 namespace ppreid::privacy {
 namespace {
@@ -143,7 +143,8 @@ AttributeScores score_attributes(const std::vector<std::vector<int>>& truth,
 // ---------------------------------------------------------------------------------------------
 // The classifier
 
-namespace {
+// Named rather than anonymous: AttributeClassifier::Impl (external linkage) holds one.
+namespace attribute_attack_detail {
 
 // One backbone, global average pooling, one linear head per attacked attribute.
 struct AttributeNetImpl : torch::nn::Module {
@@ -191,6 +192,11 @@ struct AttributeNetImpl : torch::nn::Module {
   std::vector<torch::nn::Linear> heads;  // in attacked_attributes() order
 };
 TORCH_MODULE(AttributeNet);
+
+}  // namespace attribute_attack_detail
+using attribute_attack_detail::AttributeNet;
+
+namespace {
 
 void validate(const AttributeAttackOptions& o) {
   const auto& archs = reid::backbone_archs();
@@ -251,7 +257,7 @@ struct AttributeClassifier::Impl {
 AttributeClassifier::AttributeClassifier(const AttributeAttackOptions& options)
     : impl_(std::make_unique<Impl>()) {
   validate(options);
-  if (options.threads > 0) util::configure_torch_threads(options.threads);
+  if (options.threads > 0) tensor::configure_torch_threads(options.threads);
   impl_->options = options;
   impl_->net = AttributeNet(options.arch, util::Rng::derive(options.seed, 1));
 }

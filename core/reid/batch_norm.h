@@ -14,7 +14,9 @@
 #include <cstdint>
 #include <ostream>
 
-#include "core/distributed/communicator.h"
+namespace ppreid::dist {
+class Communicator;  // core/distributed/communicator.h; a pointer here, so no c10d headers
+}  // namespace ppreid::dist
 
 namespace ppreid::reid {
 

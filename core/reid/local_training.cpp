@@ -8,7 +8,7 @@
 #include "core/data/loader.h"
 #include "core/reid/batch_norm.h"
 #include "core/util/error.h"
-#include "core/util/threads.h"
+#include "core/tensor/torch_threads.h"
 
 namespace ppreid::reid {
 
@@ -33,7 +33,7 @@ LocalRoundResult train_local_round(ReidModel& model, CenterLoss& center,
                 " Task asks for P=" + std::to_string(settings.p) + " per batch" +
                 (world > 1 ? " on each of " + std::to_string(world) + " ranks" : std::string()) +
                 "; lower batch_identities on the aggregator or add identities");
-  util::configure_torch_threads(config.profile.runtime.threads);
+  tensor::configure_torch_threads(config.profile.runtime.threads);
   model->load_shared_state(global);  // the head (classifier) is not part of `global`: kept
 
   // Epoch index of the loader plan: distinct per round, repeatable for the same round.
@@ -41,7 +41,7 @@ LocalRoundResult train_local_round(ReidModel& model, CenterLoss& center,
   if (first_epoch + settings.local_epochs > static_cast<std::uint64_t>(std::numeric_limits<int>::max()))
     throw Error(where + ": round * local_epochs is too large for the loader's epoch index");
   {
-    std::lock_guard seeded(util::torch_generator_mutex());  // never in the middle of another's init
+    std::lock_guard seeded(tensor::torch_generator_mutex());  // never in the middle of another's init
     torch::manual_seed(settings.seed * 1000003ULL + settings.round);
   }
 

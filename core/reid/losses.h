@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/reid/loss_options.h"
 #include "core/reid/model.h"
 
 namespace ppreid::reid {
@@ -81,11 +82,6 @@ std::vector<CentroidSplit> make_centroid_splits(const torch::Tensor& labels);
 // the same split; loss = mean over all P*K queries of relu(d_pos - d_neg + margin).
 torch::Tensor centroid_triplet_loss(const torch::Tensor& features, const torch::Tensor& labels,
                                     double margin = 0.3);
-
-struct LossWeights {
-  double id = 1.0, triplet = 1.0, center = 0.0005, centroid = 1.0;
-  bool use_id = true, use_triplet = true, use_center = true, use_centroid = true;
-};
 
 struct LossParts {
   torch::Tensor total;  // the weighted sum to backpropagate

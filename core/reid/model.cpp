@@ -68,7 +68,7 @@ ReidModelImpl::ReidModelImpl(ModelOptions options) : options_(std::move(options)
 torch::Tensor ReidModelImpl::pooled(const torch::Tensor& images) {
   if (images.dim() != 4 || images.size(1) != 3) {
     throw Error("ReidModel: expected images [N,3,H,W], got " + shape_string(images) +
-                "; convert with util::image_to_tensor and stack a batch");
+                "; convert with tensor::image_to_tensor and stack a batch");
   }
   return backbone_->forward(images).mean({2, 3});
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/reid/backbone.h"
+#include "core/reid/named_tensors.h"
 #include "core/reid/batch_norm.h"
 
 namespace ppreid::reid {
@@ -23,8 +24,6 @@ struct ReidOutput {
   torch::Tensor logits;       // [N,num_classes]; undefined when num_classes == 0
 };
 
-// Named tensors: parameters and buffers keyed by their full module path ("backbone.conv1.weight").
-using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
 // A tensor's shape for messages: "[2,3]" ("[undefined]" for an undefined tensor).
 std::string shape_string(const torch::Tensor& t);

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "core/profile/profile.h"
-#include "core/reid/backbone.h"
-#include "core/reid/losses.h"
+#include "core/reid/backbone_options.h"
+#include "core/reid/loss_options.h"
 
 namespace ppreid::reid {
 

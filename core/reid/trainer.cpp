@@ -15,7 +15,7 @@
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
 #include "core/util/progress.h"
-#include "core/util/threads.h"
+#include "core/tensor/torch_threads.h"
 
 namespace ppreid::reid {
 namespace fs = std::filesystem;
@@ -53,7 +53,7 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
                 std::to_string(dataset.num_train_ids) + " identities but loader.p is " +
                 std::to_string(profile.loader.p) + "; lower loader.p in " + profile.source +
                 " or use a dataset with more identities");
-  util::configure_torch_threads(profile.runtime.threads);
+  tensor::configure_torch_threads(profile.runtime.threads);
   torch::manual_seed(profile.runtime.seed);
   if (leader) fs::create_directories(options.out);
   const fs::path ckpt_dir = options.out / "checkpoint";

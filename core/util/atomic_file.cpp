@@ -16,8 +16,6 @@ namespace ppreid::util {
 namespace fs = std::filesystem;
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
-
 void fsync_path(const fs::path& path, bool directory) {
   int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
   if (fd < 0) throw Error("cannot open '" + path.string() + "' to sync it: " + errno_text());

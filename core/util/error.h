@@ -18,4 +18,7 @@ class UsageError : public Error {
   explicit UsageError(const std::string& message) : Error(message) {}
 };
 
+// strerror(errno) of the calling thread, for messages about a failed system call.
+std::string errno_text();
+
 }  // namespace ppreid

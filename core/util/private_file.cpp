@@ -17,8 +17,6 @@ namespace ppreid::util {
 namespace fs = std::filesystem;
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
-
 std::string random_suffix() {
   unsigned char salt[6];
   if (RAND_bytes(salt, sizeof salt) != 1) {

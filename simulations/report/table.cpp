@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 
 #include "core/util/error.h"
 
@@ -130,6 +131,12 @@ std::string format_fixed(double value, int decimals) {
   // A small negative number rounded to zero reads as a sign error in a table.
   if (text.front() == '-' && text.find_first_not_of("-0.") == std::string::npos) text.erase(0, 1);
   return text;
+}
+
+std::string format_general(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%g", value);
+  return buffer;
 }
 
 std::string html_escape(std::string_view text) {

@@ -28,6 +28,10 @@ struct Table {
 // "-inf"; never "-0.000". Independent of the C locale.
 std::string format_fixed(double value, int decimals);
 
+// printf's %g: the shortest of fixed and exponent notation with 6 significant digits, for
+// parameters in names and captions (format_general(0.5) == "0.5", 1e-05 for 0.00001).
+std::string format_general(double value);
+
 // Escapes & < > " ' so the text is safe in element content and quoted attributes.
 std::string html_escape(std::string_view text);
 

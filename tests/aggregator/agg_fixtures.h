@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "aggregator/model_update.h"
+#include "aggregator/strategy.h"
 
 namespace ppreid::agg::fixtures {
 
@@ -66,6 +67,14 @@ inline double max_abs_diff(const NamedTensors& a, const NamedTensors& b) {
                                 .max()
                                 .item<double>());
   return worst;
+}
+
+// A strategy config of `kind`; `trim` is the trimmed mean's share (StrategyConfig's default).
+inline StrategyConfig config_of(StrategyKind kind, double trim = 0.1) {
+  StrategyConfig c;
+  c.kind = kind;
+  c.trim_fraction = trim;
+  return c;
 }
 
 }  // namespace ppreid::agg::fixtures

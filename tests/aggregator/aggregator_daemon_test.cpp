@@ -16,7 +16,7 @@
 #include "tests/support/errors.h"
 #include "tests/support/run_cli.h"
 
-namespace ppreid::agg::testing {
+namespace ppreid::agg::daemon_tests {
 namespace {
 
 using ::testing::HasSubstr;
@@ -478,4 +478,4 @@ TEST_F(DaemonTest, SigtermStopsTheDaemonCleanly) {
 }
 
 }  // namespace
-}  // namespace ppreid::agg::testing
+}  // namespace ppreid::agg::daemon_tests

@@ -14,16 +14,10 @@ namespace ppreid::agg {
 namespace {
 
 using ::testing::HasSubstr;
+using fixtures::config_of;
 using fixtures::random_like;
 using fixtures::small_model;
 using fixtures::update_of;
-
-StrategyConfig config_of(StrategyKind kind, double trim = 0.1) {
-  StrategyConfig c;
-  c.kind = kind;
-  c.trim_fraction = trim;
-  return c;
-}
 
 NamedTensors filled(const NamedTensors& like, float value, int64_t counter = 10) {
   NamedTensors out;

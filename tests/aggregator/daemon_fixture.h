@@ -21,7 +21,7 @@
 #include "protocols/transport.h"
 #include "tests/support/temp_dir.h"
 
-namespace ppreid::agg::testing {
+namespace ppreid::agg::daemon_tests {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -185,4 +185,4 @@ inline NamedTensors perturbed(const NamedTensors& global, std::uint64_t seed, do
   return out;
 }
 
-}  // namespace ppreid::agg::testing
+}  // namespace ppreid::agg::daemon_tests

@@ -14,15 +14,10 @@ namespace {
 
 using ::testing::HasSubstr;
 using fixtures::max_abs_diff;
+using fixtures::config_of;
 using fixtures::random_like;
 using fixtures::small_model;
 using fixtures::update_of;
-
-StrategyConfig config_of(StrategyKind kind) {
-  StrategyConfig c;
-  c.kind = kind;
-  return c;
-}
 
 // The "Done when" reference: keep every update, then the sample-weighted mean in
 // float64 with LibTorch operators.

@@ -9,6 +9,7 @@
 #include "core/data/dataset.h"
 #include "core/util/atomic_file.h"
 #include "tests/support/errors.h"
+#include "tests/support/paths.h"
 #include "tests/support/temp_dir.h"
 
 namespace ppreid::sim {
@@ -16,7 +17,6 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-const fs::path kSimDir = fs::path(PPREID_SOURCE_DIR) / "configs" / "sim";
 
 SimConfig small_config(const std::string& runner) {
   return parse_sim_config(R"(
@@ -29,7 +29,7 @@ partition: {kind: identity, sites: 2}
 federation: {model: ../train/tiny.yaml, rounds: 1, local_epochs: 1, site_timeout: 5}
 deid: {method: blur, kernel: S}
 )",
-                          kSimDir / "run-test.yaml");
+                          testing::kSimDir / "run-test.yaml");
 }
 
 TEST(PopulationTest, SitesGetDisjointRawTrainSplitsAndTheTestSplitIsHeldOut) {

@@ -70,7 +70,9 @@ TEST_F(PartitionTest, PartsAreDisjointAndCoverTheTrainSplit) {
       pid_total += parts[k].pids.size();
     }
     EXPECT_EQ(std::count(owner.begin(), owner.end(), -1), 0) << "an image in no site";
-    if (c.disjoint_identities) EXPECT_EQ(pid_total, seen_pids.size());
+    if (c.disjoint_identities) {
+      EXPECT_EQ(pid_total, seen_pids.size());
+    }
     EXPECT_EQ(seen_pids.size(), static_cast<std::size_t>(data_->num_train_ids));
     // Same options, same parts.
     auto again = partition_train(*data_, c.options);

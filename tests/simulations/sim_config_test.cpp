@@ -8,6 +8,7 @@
 
 #include "core/util/atomic_file.h"
 #include "tests/support/errors.h"
+#include "tests/support/paths.h"
 #include "tests/support/temp_dir.h"
 
 namespace ppreid::sim {
@@ -15,7 +16,6 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-const fs::path kSimDir = fs::path(PPREID_SOURCE_DIR) / "configs" / "sim";
 
 // A minimal valid config; each case appends or replaces lines.
 std::string base(const std::string& extra = "", const std::string& deid = "deid: {method: none}\n") {
@@ -26,22 +26,22 @@ std::string base(const std::string& extra = "", const std::string& deid = "deid:
          deid + extra;
 }
 
-SimConfig parse(const std::string& yaml) { return parse_sim_config(yaml, kSimDir / "test.yaml"); }
+SimConfig parse(const std::string& yaml) { return parse_sim_config(yaml, testing::kSimDir / "test.yaml"); }
 
 TEST(SimConfigTest, TheShippedConfigsLoad) {
   int n = 0;
-  for (const auto& entry : fs::directory_iterator(kSimDir)) {
+  for (const auto& entry : fs::directory_iterator(testing::kSimDir)) {
     SCOPED_TRACE(entry.path().string());
     const SimConfig c = load_sim_config(entry.path());
     ++n;
     EXPECT_FALSE(c.name.empty());
     EXPECT_GE(c.rounds, 1);
     // Every shipped config reads back from its resolved form.
-    const SimConfig again = parse_sim_config(format_sim_config(c), kSimDir / "resolved.yaml");
+    const SimConfig again = parse_sim_config(format_sim_config(c), testing::kSimDir / "resolved.yaml");
     EXPECT_EQ(again.methods.size(), c.methods.size());
   }
   EXPECT_GE(n, 5);
-  const SimConfig tiny = load_sim_config(kSimDir / "tiny.yaml");
+  const SimConfig tiny = load_sim_config(testing::kSimDir / "tiny.yaml");
   EXPECT_EQ(tiny.partition.sites, 2);
   EXPECT_EQ(tiny.rounds, 2);
   EXPECT_EQ(tiny.deid.method, "dp");
@@ -50,7 +50,7 @@ TEST(SimConfigTest, TheShippedConfigsLoad) {
   EXPECT_EQ(tiny.site_threads(2), 1);  // 2 threads shared by 2 sites
   EXPECT_EQ(tiny.profile.synth.ids, 24);
   EXPECT_EQ(tiny.profile.synth.seed, 1u);  // the simulation seed reaches the generator
-  const SimConfig faults = load_sim_config(kSimDir / "faults.yaml");
+  const SimConfig faults = load_sim_config(testing::kSimDir / "faults.yaml");
   ASSERT_EQ(faults.faults.size(), 4u);
   EXPECT_EQ(faults.faults[0].kind, FaultSpec::Kind::kStraggler);
   EXPECT_EQ(faults.faults[0].delay.count(), 3000);
@@ -62,9 +62,9 @@ TEST(SimConfigTest, TheShippedConfigsLoad) {
 TEST(SimConfigTest, TheResolvedConfigReadsBackToItself) {
   for (const char* name : {"tiny.yaml", "faults.yaml"}) {
     SCOPED_TRACE(name);
-    const SimConfig c = load_sim_config(kSimDir / name);
+    const SimConfig c = load_sim_config(testing::kSimDir / name);
     const std::string once = format_sim_config(c);
-    const SimConfig again = parse_sim_config(once, kSimDir / "resolved.yaml");
+    const SimConfig again = parse_sim_config(once, testing::kSimDir / "resolved.yaml");
     // The second rendering differs only in its first comment line (the source file).
     const std::string twice = format_sim_config(again);
     EXPECT_EQ(once.substr(once.find('\n')), twice.substr(twice.find('\n')));

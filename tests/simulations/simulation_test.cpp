@@ -10,6 +10,7 @@
 
 #include "core/util/atomic_file.h"
 #include "tests/support/errors.h"
+#include "tests/support/paths.h"
 #include "tests/support/temp_dir.h"
 
 namespace ppreid::sim {
@@ -18,7 +19,6 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-const fs::path kSimDir = fs::path(PPREID_SOURCE_DIR) / "configs" / "sim";
 
 nlohmann::json read_json(const fs::path& file) {
   return nlohmann::json::parse(util::read_file(file));
@@ -30,7 +30,7 @@ class TinySimulationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    config_ = new SimConfig(load_sim_config(kSimDir / "tiny.yaml"));
+    config_ = new SimConfig(load_sim_config(testing::kSimDir / "tiny.yaml"));
     result_ = new SimulationResult(run_simulation(*config_, dir_->path() / "a", {}));
   }
   static void TearDownTestSuite() {
@@ -184,7 +184,7 @@ faults:
   - {kind: straggler, site: site-3, from_round: 1, until_round: 1, delay: 1}
   - {kind: dropout, site: site-4, from_round: 2}
 )",
-                                       kSimDir / "faults-test.yaml");
+                                       testing::kSimDir / "faults-test.yaml");
   const SimulationResult r = run_simulation(c, dir.path(), {});
   const auto& faults = r.summary.at("runs")[0].at("faults");
   ASSERT_EQ(faults.size(), 4u);

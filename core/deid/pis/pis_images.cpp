@@ -3,6 +3,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "core/data/stickman.h"
+#include "core/tensor/image_tensor.h"
 #include "core/util/image.h"
 
 namespace ppreid::deid::pis {
@@ -22,7 +23,7 @@ torch::Tensor network_image(const cv::Mat& bgr, const Geometry& g) {
   cv::Mat resized = bgr;
   if (bgr.rows != g.height || bgr.cols != g.width)
     cv::resize(bgr, resized, cv::Size(g.width, g.height), 0, 0, cv::INTER_LINEAR);
-  return pad_width(util::image_to_tensor(resized, kHalf, kHalf), g);
+  return pad_width(tensor::image_to_tensor(resized, kHalf, kHalf), g);
 }
 
 torch::Tensor network_stickman(const data::Pose& pose, const Geometry& g) {
@@ -31,7 +32,7 @@ torch::Tensor network_stickman(const data::Pose& pose, const Geometry& g) {
 
 cv::Mat output_image(const torch::Tensor& rgb, const Geometry& g, int rows, int cols) {
   torch::Tensor crop = rgb.narrow(2, g.pad_left(), g.width);
-  cv::Mat bgr = util::tensor_to_image(crop, kHalf, kHalf);
+  cv::Mat bgr = tensor::tensor_to_image(crop, kHalf, kHalf);
   if (bgr.rows != rows || bgr.cols != cols)
     cv::resize(bgr, bgr, cv::Size(cols, rows), 0, 0, cv::INTER_LINEAR);
   return bgr;

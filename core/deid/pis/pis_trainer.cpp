@@ -10,13 +10,13 @@
 #include "core/data/stickman.h"
 #include "core/deid/pis/feature_network.h"
 #include "core/deid/pis/pis_checkpoint.h"
-#include "core/privacy/image_quality.h"
+#include "core/quality/image_quality.h"
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
 #include "core/util/image.h"
 #include "core/util/progress.h"
 #include "core/util/rng.h"
-#include "core/util/threads.h"
+#include "core/tensor/torch_threads.h"
 
 namespace ppreid::deid::pis {
 namespace fs = std::filesystem;
@@ -250,13 +250,13 @@ nlohmann::json evaluate_reconstruction(PisNet& net, const PisTrainingSet& set, c
     Shifted s = shift_with_partners(net, q, structure, b.labels, 0.5, false);
     for (size_t i = 0; i < positions.size(); ++i) {
       cv::Mat orig = output_image(b.images[i], g, g.height, g.width);
-      rec_sum += privacy::ssim(orig, output_image(rec[i], g, g.height, g.width));
+      rec_sum += quality::ssim(orig, output_image(rec[i], g, g.height, g.width));
       ++rec_n;
     }
     if (s.rows.defined()) {
       auto r = s.rows.accessor<std::int64_t, 1>();
       for (std::int64_t j = 0; j < r.size(0); ++j) {
-        shift_sum += privacy::ssim(output_image(b.images[r[j]], g, g.height, g.width),
+        shift_sum += quality::ssim(output_image(b.images[r[j]], g, g.height, g.width),
                                    output_image(s.image[j], g, g.height, g.width));
         ++shift_n;
       }
@@ -283,7 +283,7 @@ PisTrainSummary train_pis(const PisConfig& config_in, const data::Dataset& datas
     config.features.reid_model = *options.feature_model;
   }
   const Profile& profile = config.profile;
-  util::configure_torch_threads(profile.runtime.threads);
+  tensor::configure_torch_threads(profile.runtime.threads);
   Geometry g{profile.transform.height, profile.transform.width, config.input_width()};
   const fs::path ckpt_dir = options.out / "checkpoint";
   if (!options.resume && fs::exists(ckpt_dir))

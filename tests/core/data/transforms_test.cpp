@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/util/error.h"
+#include "core/tensor/image_tensor.h"
 #include "core/util/image.h"
 
 namespace ppreid::data {
@@ -57,7 +58,7 @@ TEST(Transform, TestTransformIsResizeThenNormalize) {
   const TransformOptions o;
   const TestTransform transform(o);
   const cv::Mat image = random_image(90, 40, 2);
-  const torch::Tensor expected = util::image_to_tensor(resize_to(image, o), o.mean, o.std);
+  const torch::Tensor expected = tensor::image_to_tensor(resize_to(image, o), o.mean, o.std);
   EXPECT_TRUE(torch::equal(transform(image), expected));
   util::Rng rng(123);  // ignored
   EXPECT_TRUE(torch::equal(transform(image, rng), expected));
@@ -71,7 +72,7 @@ TEST(Transform, FlipProbabilityOneEqualsCvFlip) {
   cv::flip(image, flipped, 1);
   util::Rng rng(5);
   EXPECT_TRUE(
-      torch::equal(TrainTransform(o)(image, rng), util::image_to_tensor(flipped, o.mean, o.std)));
+      torch::equal(TrainTransform(o)(image, rng), tensor::image_to_tensor(flipped, o.mean, o.std)));
 }
 
 TEST(Transform, NoAugmentationEqualsTestTransform) {
@@ -98,7 +99,7 @@ TEST(Transform, PadAndCropIsAShiftWithinPad) {
     for (int y = 0; y <= 2 * o.pad; ++y)
       for (int x = 0; x <= 2 * o.pad; ++x) {
         const cv::Mat crop = padded(cv::Rect(x, y, o.width, o.height));
-        if (torch::equal(t, util::image_to_tensor(crop, o.mean, o.std))) {
+        if (torch::equal(t, tensor::image_to_tensor(crop, o.mean, o.std))) {
           ++matches;
           offsets_seen.insert({y, x});
         }

@@ -14,7 +14,7 @@
 #include "core/reid/train_config.h"
 #include "core/reid/train_step.h"
 #include "core/util/atomic_file.h"
-#include "core/util/threads.h"
+#include "core/tensor/torch_threads.h"
 #include "tests/support/ranks.h"
 #include "tests/support/spawn.h"
 #include "tests/support/synth.h"
@@ -123,7 +123,7 @@ class DataParallelTrainTest : public ::testing::Test {
   // over the sub-batches: what data-parallel training must reproduce. With `sync_bn` the forward
   // pass runs over the whole global batch (BatchNorm statistics of all of it).
   static ReidModel reference_training(const TrainConfig& config, bool sync_bn) {
-    util::configure_torch_threads(1);
+    tensor::configure_torch_threads(1);
     torch::manual_seed(config.profile.runtime.seed);
     ReidModel model(ModelOptions{config.backbone, dataset_->num_train_ids, true});
     CenterLoss center(dataset_->num_train_ids, model->feature_dim());
@@ -303,7 +303,7 @@ TEST(DistributedEvaluationTest, GatheredFeaturesAreBitIdenticalToOneProcess) {
   testing::TempDir dir;
   data::synth::generate(testing::small_synth(10, 2, 5, 64, 32, 4, 1), dir / "data");
   const data::Dataset dataset = data::load_dataset(dir / "data");
-  util::configure_torch_threads(1);
+  tensor::configure_torch_threads(1);
   BackboneOptions backbone;
   backbone.arch = "resnet_tiny";
   torch::manual_seed(5);
@@ -318,7 +318,7 @@ TEST(DistributedEvaluationTest, GatheredFeaturesAreBitIdenticalToOneProcess) {
   testing::run_ranks(kWorld, [&](dist::Communicator& comm) {
     ReidModel mine{nullptr};
     {
-      std::lock_guard seeded(util::torch_generator_mutex());  // ranks are threads here
+      std::lock_guard seeded(tensor::torch_generator_mutex());  // ranks are threads here
       torch::manual_seed(5);
       mine = ReidModel(ModelOptions{backbone, 0, true});
     }

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "core/util/threads.h"
+#include "core/tensor/torch_threads.h"
 #include "tests/support/ranks.h"
 
 namespace ppreid::dist {
@@ -13,7 +13,7 @@ struct Net {
   torch::nn::Linear a{nullptr}, b{nullptr};
   torch::nn::Linear unused{nullptr};  // has no gradient: must stay without one
   Net() {
-    std::lock_guard seeded(util::torch_generator_mutex());  // the ranks are threads
+    std::lock_guard seeded(tensor::torch_generator_mutex());  // the ranks are threads
     torch::manual_seed(3);
     a = torch::nn::Linear(5, 7);
     b = torch::nn::Linear(7, 2);
@@ -28,14 +28,14 @@ struct Net {
   torch::Tensor loss(const torch::Tensor& x) { return b(torch::tanh(a(x))).pow(2).mean(); }
 };
 
-torch::Tensor input_of(int rank) {
+torch::Tensor net_input_of(int rank) {
   return torch::linspace(-1, 1, 20).view({4, 5}) * (rank + 1) + rank;
 }
 
 // The gradient a single process gets from the mean of the two ranks' losses.
 std::vector<torch::Tensor> reference_gradients() {
   Net net;
-  torch::Tensor loss = (net.loss(input_of(0)) + net.loss(input_of(1))) / 2;
+  torch::Tensor loss = (net.loss(net_input_of(0)) + net.loss(net_input_of(1))) / 2;
   loss.backward();
   std::vector<torch::Tensor> g;
   for (auto& p : net.params()) g.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
@@ -61,7 +61,7 @@ TEST(GradientSyncTest, AveragedGradientsEqualTheSingleProcessGradientForEveryBuc
       for (int step = 0; step < 2; ++step) {  // the second step must not see the first's state
         for (auto& p : net.params()) p.mutable_grad() = torch::Tensor();
         sync.begin_step();
-        net.loss(input_of(comm.rank())).backward();
+        net.loss(net_input_of(comm.rank())).backward();
         sync.finish_step();
         auto params = net.params();
         for (std::size_t i = 0; i < params.size(); ++i) {

@@ -10,7 +10,7 @@
 namespace ppreid::dist {
 namespace {
 
-torch::Tensor input_of(int rank) {
+torch::Tensor bn_input_of(int rank) {
   // Different shapes of data per rank, a mean far from 0 (the variance must not cancel away).
   torch::manual_seed(10 + rank);
   return torch::randn({3 + rank, 4, 3, 2}) * (1.5 + rank) + 5.0;
@@ -24,14 +24,14 @@ torch::Tensor weights_of(int rank) {
 TEST(SyncBatchNormTest, EqualsBatchNormOverTheConcatenatedBatchForwardAndBackward) {
   // Reference: one process, torch's BatchNorm2d on both ranks' inputs together.
   torch::nn::BatchNorm2d reference(torch::nn::BatchNorm2dOptions(4));
-  torch::Tensor x0 = input_of(0).requires_grad_(), x1 = input_of(1).requires_grad_();
+  torch::Tensor x0 = bn_input_of(0).requires_grad_(), x1 = bn_input_of(1).requires_grad_();
   torch::Tensor y = reference(torch::cat({x0, x1}));
   (y * torch::cat({weights_of(0), weights_of(1)})).sum().backward();
   const torch::Tensor y_ref[2] = {y.narrow(0, 0, 3).detach(), y.narrow(0, 3, 4).detach()};
   const torch::Tensor dx_ref[2] = {x0.grad(), x1.grad()};
   reference->eval();  // for the eval-mode comparison below (the ranks only read it)
   // Drawn here: the ranks are threads, and torch's generator is one per process.
-  const torch::Tensor inputs[2] = {input_of(0), input_of(1)};
+  const torch::Tensor inputs[2] = {bn_input_of(0), bn_input_of(1)};
   const torch::Tensor upstream[2] = {weights_of(0), weights_of(1)};
 
   testing::run_ranks(2, [&](Communicator& comm) {

@@ -21,6 +21,7 @@
 #include "core/data/dataset.h"
 #include "core/data/synth/generator.h"
 #include "core/util/error.h"
+#include "tests/support/datasets.h"
 #include "tests/support/errors.h"
 #include "tests/support/run_cli.h"
 #include "tests/support/synth.h"
@@ -157,11 +158,7 @@ TEST(AttributeAttackMetrics, ScoreAttributesRejectsBadShapes) {
 // ---------------------------------------------------------------------------------------------
 // The classifier on a tiny synthetic dataset
 
-data::Dataset load_train(const fs::path& root) {
-  data::LoadOptions o;
-  o.require_query_gallery = false;
-  return data::load_dataset(root, o);
-}
+using testing::load_train;
 
 AttributeAttackOptions tiny_options(int epochs, std::uint64_t seed) {
   AttributeAttackOptions o;

@@ -20,6 +20,7 @@
 #include "core/reid/checkpoint.h"
 #include "core/reid/features.h"
 #include "core/util/error.h"
+#include "tests/support/datasets.h"
 #include "tests/support/run_cli.h"
 #include "tests/support/synth.h"
 #include "tests/support/renamed_copy.h"
@@ -33,11 +34,7 @@ using ::testing::HasSubstr;
 using testing::run_ppreid;
 using testing::RunResult;
 
-data::Dataset load_train(const fs::path& root) {
-  data::LoadOptions o;
-  o.require_query_gallery = false;
-  return data::load_dataset(root, o);
-}
+using testing::load_train;
 
 // A copy whose file names are the raw ones but whose pixels are those of the image half the
 // train split away, i.e. of another identity: a full identity shift. Returns the table of what

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/reid/eval_command.h"
+#include "core/reid/feature_eval.h"
 #include "core/util/error.h"
 #include "tests/support/temp_dir.h"
 

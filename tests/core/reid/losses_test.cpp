@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/util/error.h"
+#include "tests/support/errors.h"
 
 namespace ppreid::reid {
 namespace {
@@ -23,15 +24,7 @@ void expect_finite_nonzero_grad(const torch::Tensor& t) {
   EXPECT_GT(t.grad().abs().sum().item<double>(), 0.0);
 }
 
-template <typename F>
-void expect_error_containing(F&& f, const std::string& needle) {
-  try {
-    f();
-    FAIL() << "expected ppreid::Error containing '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using testing::expect_error_containing;
 
 TEST(LossLabelSmooth, MatchesHandComputedValue) {
   // Row 0: logits [0,0,0] -> log_softmax = -ln3 everywhere; q sums to 1, so loss0 = ln3.

@@ -30,8 +30,9 @@ TEST(WeightsImport, TorchvisionNamesMapOntoTheBackbone) {
   ReidModel imported = load_checkpoint_model(dir / "ckpt");
   auto a = donor->shared_state(), b = imported->shared_state();
   for (size_t i = 0; i < a.size(); ++i)
-    if (a[i].first.rfind("backbone.", 0) == 0)
+    if (a[i].first.rfind("backbone.", 0) == 0) {
       EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+    }
 
   // The same file does not fit a resnet50: refused, naming what does not fit.
   try {
