@@ -3,6 +3,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/reid/model.h"
 #include "core/util/error.h"
 
 namespace ppreid::agg {
