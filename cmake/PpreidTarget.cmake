@@ -21,7 +21,6 @@ set_target_properties(ppreid_pch PROPERTIES UNITY_BUILD OFF)
 # clash can only happen between files of one folder, where it is easy to see and fix.
 function(ppreid_unity_groups target)
   get_target_property(sources ${target} SOURCES)
-  set(groups "")
   foreach(src IN LISTS sources)
     if(NOT src MATCHES "\\.cpp$")
       continue()
