@@ -70,7 +70,7 @@ void enum_field(WireInputArchive& ar, const char* name, E& e, std::uint8_t max_v
 }
 
 // Metrics travel as a count and (key, value) pairs in key order; a repeated key is an error
-// rather than silently dropped.
+// rather than silently dropped, and keys out of order are too, so that a message has one encoding.
 void metrics_field(WireOutputArchive& ar, const char*, Metrics& metrics) {
   ar(static_cast<std::uint64_t>(metrics.size()));
   for (const auto& [key, value] : metrics) ar(key, value);
@@ -85,9 +85,14 @@ void metrics_field(WireInputArchive& ar, const char* name, Metrics& metrics) {
     std::string key;
     double value = 0;
     ar(cereal::make_nvp("key", key), cereal::make_nvp("value", value));
-    if (!metrics.try_emplace(std::move(key), value).second)
+    if (!metrics.empty() && key <= metrics.rbegin()->first)
       ar.fail(DecodeFailure::kInvalidField,
-              "metric '" + printable_for_log(key) + "' appears twice");
+              "metric '" + printable_for_log(key) +
+                  (key == metrics.rbegin()->first
+                       ? "' appears twice"
+                       : "' follows '" + printable_for_log(metrics.rbegin()->first) +
+                             "': metrics must be in ascending key order"));
+    metrics.emplace_hint(metrics.end(), std::move(key), value);
   }
 }
 

@@ -254,19 +254,26 @@ TEST(CodecTest, InvalidFieldValuesAreRejected) {
   EXPECT_THAT(err.what(), HasSubstr("field 'payload.code': unknown value 200"));
 }
 
-TEST(CodecTest, RepeatedNamesAreRejected) {
+TEST(CodecTest, RepeatedNamesAndUnsortedMetricsAreRejected) {
   Envelope e = update_envelope();
   auto& weights = std::get<Update>(e.payload).weights;
   weights[1].name = weights[0].name;
   EXPECT_THAT(testing::error_of([&] { encode(e); }), HasSubstr("the name appears twice"));
 
-  const std::string header = raw_header(kProtocolVersion, [](WireOutputArchive& ar) {
-    ar(std::uint8_t{5}, std::string("fed"), std::uint64_t{0}, std::string("site"),
-       std::uint64_t{3}, std::uint64_t{2}, std::string("mAP"), 0.5, std::string("mAP"), 0.6);
-  });
-  const DecodeError err = decode_error({header});
-  EXPECT_EQ(err.failure(), DecodeFailure::kInvalidField);
-  EXPECT_THAT(err.what(), HasSubstr("metric 'mAP' appears twice"));
+  // Metrics come once each and in ascending key order, as the encoder writes them: anything else
+  // is no message's encoding.
+  const std::pair<std::string, std::string> cases[] = {
+      {"mAP", "metric 'mAP' appears twice"},
+      {"loss", "metric 'loss' follows 'mAP': metrics must be in ascending key order"}};
+  for (const auto& c : cases) {
+    const std::string header = raw_header(kProtocolVersion, [&](WireOutputArchive& ar) {
+      ar(std::uint8_t{5}, std::string("fed"), std::uint64_t{0}, std::string("site"),
+         std::uint64_t{3}, std::uint64_t{2}, std::string("mAP"), 0.5, c.first, 0.6);
+    });
+    const DecodeError err = decode_error({header});
+    EXPECT_EQ(err.failure(), DecodeFailure::kInvalidField) << c.first;
+    EXPECT_THAT(err.what(), HasSubstr(c.second));
+  }
 }
 
 TEST(CodecTest, TensorsOnAMessageTypeWithoutThemAreRejected) {
