@@ -67,7 +67,8 @@ for m in none blur_L pixelate pis; do
     step "de-identify: $m"
     rm -rf "$WORK/deid-$m" "$WORK/keys/pis.otk"
     # shellcheck disable=SC2086
-    $BIN deid ${FLAGS[$m]} --in "$WORK/data" --out "$WORK/deid-$m" >/dev/null
+    $BIN deid ${FLAGS[$m]} --in "$WORK/data" --out "$WORK/deid-$m" \
+      --report "$WORK/quality-$m.json" >/dev/null
   fi
   if [[ ! -f $WORK/utility-$m/summary.json ]]; then
     step "utility model: $m"
@@ -93,7 +94,7 @@ rows = []
 for m in ["none", "blur_L", "pixelate", "pis"]:
     u = json.load(open(f"{work}/utility-{m}/summary.json"))["metrics"]["instance"]
     a = json.load(open(f"{work}/attack-{m}.json"))
-    d = json.load(open(f"{work}/deid-{m}/deid.json"))
+    d = json.load(open(f"{work}/quality-{m}.json"))  # the private report, not the release
     rows.append(dict(method=m, tu_map=u["mAP"], tu_r1=u["rank1"], tp_map=a["mAP"], tp_r1=a["rank1"],
                      pu_map=pu(u["mAP"], a["mAP"]), pu_r1=pu(u["rank1"], a["rank1"]),
                      ssim=d.get("mean_ssim")))

@@ -28,6 +28,12 @@ void read_deid(util::ConfigReader r, SiteConfig& c) {
   deid::MethodSpec& s = c.deid;
   s = deid::read_method_spec(r, c.file.parent_path());
   r.get("threads", c.deid_threads, 0, 256);
+  r.get("reproducible_for_experiments", c.deid_reproducible);
+  if (s.seed && !c.deid_reproducible)
+    r.fail("seed", "makes the de-identification reproducible by anyone who knows the seed, so the "
+                   "store is not private; it is for experiments only: add "
+                   "deid.reproducible_for_experiments: true to confirm, or remove deid.seed to "
+                   "draw the noise from the CSPRNG");
   r.finish();
   // Build the method once now, so a wrong combination is reported at startup, with the file.
   try {

@@ -44,6 +44,9 @@ struct SiteConfig {
   // deid: (parameters named like `ppreid deid`'s flags)
   deid::MethodSpec deid;
   int deid_threads = 0;  // 0 = all cores
+  // deid.reproducible_for_experiments: the operator's confirmation that a seeded (not private)
+  // de-identification is wanted; deid.seed and `ppreid site --seed` are refused without it.
+  bool deid_reproducible = false;
 
   // training:
   std::filesystem::path train_config;  // configs/train/*.yaml: model, loss, transform, threads

@@ -22,6 +22,10 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kStateMarker = "site_state.json";  // written last into data.state
+// The quality of the site's de-identification against its raw images (SSIM, PSNR). Derived from
+// raw pixels, so it lives in the private state directory, never in the store the site trains
+// from, and nothing sends it anywhere.
+constexpr const char* kDeidQuality = "deid_quality.json";
 constexpr const char* kDeidManifest = "deid.json";       // written last by deidentify_dataset
 constexpr const char* kDeidPartial = "deid.partial.json";
 
@@ -104,6 +108,7 @@ PrepareReport Site::prepare() {
     run.out = c.store;
     run.threads = c.deid_threads;
     run.resume = partial;
+    run.report = config_.state / kDeidQuality;
     spdlog::info("{}de-identifying {} into {} with {}{}", log_prefix(), c.raw.string(),
                  c.store.string(), method->name(), partial ? " (resuming)" : "");
     deid::DeidReport r = deid::deidentify_dataset(*method, run);
@@ -150,6 +155,9 @@ void Site::save_state(std::uint64_t round) {
     torch::serialize::OutputArchive archive;
     center_->save(archive);
     archive.save_to((tmp / "center.pt").string());
+    // The state directory is replaced as a whole; the quality report stays in it.
+    if (fs::exists(config_.state / kDeidQuality))
+      fs::copy_file(config_.state / kDeidQuality, tmp / kDeidQuality);
     nlohmann::json info = {{"site_id", config_.site_id},
                            {"round", round},
                            {"num_classes", model_->num_classes()},

@@ -207,6 +207,7 @@ std::string site_yaml(const SimConfig& c, const SimKeys& keys, const SiteData& s
     << "  store: " << quoted(site_dir / "store") << "\n"
     << "  state: " << quoted(site_dir / "state") << "\n"
     << "deid:\n" << indent_block(deid::format_method_spec(method), "  ")
+    << (method.seed ? "  reproducible_for_experiments: true\n" : "")
     << "  threads: " << threads << "\n"
     << "training:\n  config: " << quoted(c.model_config) << "\n"
     << "  threads: " << threads << "\n"
@@ -270,12 +271,14 @@ pid_t spawn_site(const fs::path& binary, const fs::path& config, const fs::path&
   return pid;
 }
 
-void mean_quality(const fs::path& store, double& ssim, double& psnr) {
-  const fs::path manifest = store / "deid.json";
-  if (!fs::exists(manifest)) return;
-  const auto j = nlohmann::json::parse(util::read_file(manifest));
-  ssim = j.value("mean_ssim", 0.0);
-  psnr = j.value("mean_psnr", 0.0);
+// From the site's private quality report (client/site_prepare.cpp), which a simulation may read:
+// it plays every site's operator.
+void mean_quality(const fs::path& state, double& ssim, double& psnr) {
+  const fs::path report = state / "deid_quality.json";
+  if (!fs::exists(report)) return;
+  const auto j = nlohmann::json::parse(util::read_file(report));
+  if (j.value("mean_ssim", nlohmann::json()).is_number()) ssim = j["mean_ssim"].get<double>();
+  if (j.value("mean_psnr_db", nlohmann::json()).is_number()) psnr = j["mean_psnr_db"].get<double>();
 }
 
 std::vector<RoundSummary> read_rounds(const fs::path& metrics) {

@@ -17,7 +17,7 @@ namespace {
 struct DeidArgs {
   std::string method;
   DeidRunOptions run;
-  std::string in, out;
+  std::string in, out, report;
   double epsilon = 1.0;
   int pixel_bits = 0, color_bits = 6;
   std::string calibration = "tight";
@@ -91,6 +91,7 @@ void run(DeidArgs& a, const CLI::App& cmd) {
   auto method = make_method(a, cmd);
   a.run.in = a.in;
   a.run.out = a.out;
+  if (!a.report.empty()) a.run.report = a.report;
   if (a.method == "pis") {
     // Image workers run the network concurrently: one LibTorch thread each.
     const int workers = a.run.threads > 0 ? a.run.threads
@@ -115,8 +116,15 @@ void run(DeidArgs& a, const CLI::App& cmd) {
   std::cout << "de-identified " << report.images << " images with " << method->name() << " in "
             << report.seconds << " s";
   if (report.resumed) std::cout << " (" << report.resumed << " already done)";
-  std::cout << "\n  mean SSIM " << report.mean_ssim << ", mean PSNR " << report.mean_psnr
-            << " dB\n  manifest: " << (a.run.out / "deid.json").string() << "\n";
+  if (report.manifest.contains("certified_epsilon_per_image"))
+    std::cout << "\n  epsilon per image " << report.manifest["epsilon_per_image"].dump()
+              << ", certified " << report.manifest["certified_epsilon_per_image"].dump();
+  std::cout << "\n  manifest: " << (a.run.out / kReleaseManifest).string() << "\n";
+  if (a.run.report)
+    std::cout << "  mean SSIM " << report.mean_ssim << ", mean PSNR " << report.mean_psnr
+              << " dB against the raw images\n  quality report (keep it with the raw data, "
+                 "never with the release): "
+              << a.run.report->string() << "\n";
 }
 
 }  // namespace
@@ -161,9 +169,13 @@ void register_deid_commands(CLI::App& app) {
   cmd->add_option("--jpeg-quality", a->run.jpeg_quality, "Quality of .jpg outputs")
       ->check(CLI::Range(1, 100));
   cmd->add_flag("--resume", a->run.resume, "Finish an interrupted run (no image is released twice)");
+  cmd->add_option("--report", a->report,
+                  "Write SSIM/PSNR against the raw images (per image and mean) to this file; it is "
+                  "derived from the raw data, so it is refused inside --out");
   cmd->add_flag("--detectability", a->run.detectability,
-                "Also report how often the HOG people detector still finds the person");
-  cmd->add_flag("--json", a->json, "Print the manifest (with mean SSIM/PSNR) as JSON");
+                "With --report: also count how often the HOG people detector finds the person "
+                "before and after");
+  cmd->add_flag("--json", a->json, "Print the release manifest (deid.json) as JSON");
   cmd->callback([a, cmd] { run(*a, *cmd); });
 }
 

@@ -9,11 +9,13 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "client/site.h"
 #include "client/site_config.h"
+#include "core/deid/method_factory.h"
 #include "core/reid/train_config.h"
 #include "core/util/error.h"
 #include "core/util/stop_on_signal.h"
@@ -23,6 +25,7 @@ namespace {
 
 struct SiteArgs {
   std::string config;
+  std::optional<std::uint64_t> seed;
   bool insecure = false;
   dist::LaunchFlags launch;
 };
@@ -31,6 +34,21 @@ void run(const SiteArgs& args) {
   dist::LaunchOptions launch = dist::resolve_launch(args.launch);
   dist::resolve_backend(launch.backend, /*model_on_cuda=*/false);
   SiteConfig config = load_site_config(args.config);
+  if (args.seed) {
+    if (!config.deid_reproducible)
+      throw UsageError("--seed makes the de-identification reproducible by anyone who knows the "
+                       "seed, so the site's store would not be private; it is refused unless '" +
+                       config.file.string() +
+                       "' says deid.reproducible_for_experiments: true (experiments only)");
+    deid::MethodSpec spec = config.deid;
+    spec.seed = *args.seed;
+    deid::make_deidentifier(spec, deid::ParameterNaming{"--", "-"});  // dp and pis take a seed
+    config.deid = spec;
+  }
+  if (config.deid.seed)
+    std::cerr << "WARNING: site " << config.site_id << " de-identifies with a fixed seed: the "
+              << "noise can be regenerated, so its store is for experiments only (\"private\": "
+                 "false in its deid.json)\n";
   if (args.insecure) {
     config.security = proto::Security::kInsecure;
     std::cerr << "WARNING: --insecure: this site talks to the aggregator WITHOUT encryption or "
@@ -67,6 +85,9 @@ void register_site_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "site", "Run a federation site: de-identify its data, then train rounds for the aggregator");
   cmd->add_option("--config", args->config, "Site config (see configs/site.yaml)")->required();
+  cmd->add_option("--seed", args->seed,
+                  "Seed the de-identification's noise (dp, pis) for a reproducible experiment; "
+                  "refused unless the config says deid.reproducible_for_experiments: true");
   cmd->add_flag("--insecure", args->insecure,
                 "Plain TCP without CURVE (local experiments only; overrides the config)");
   dist::add_launch_flags(*cmd, args->launch);

@@ -19,6 +19,7 @@
 #include "core/util/image.h"
 #include "core/util/paths.h"
 #include "core/util/progress.h"
+#include "core/util/version.h"
 
 namespace ppreid::deid {
 namespace fs = std::filesystem;
@@ -35,6 +36,16 @@ void check_paths(const fs::path& in, const fs::path& out) {
   if (util::path_within(in, out))
     throw UsageError("--in '" + in.string() + "' is inside --out '" + out.string() +
                      "'; choose another output directory (nothing was written)");
+}
+
+void check_report_path(const fs::path& report, const fs::path& out) {
+  if (report.empty() || fs::is_directory(report))
+    throw UsageError("--report '" + report.string() + "' must name a file (the quality report), "
+                     "not a directory");
+  if (util::path_within(report, out) || fs::weakly_canonical(report) == fs::weakly_canonical(out))
+    throw UsageError("--report '" + report.string() + "' is inside --out '" + out.string() +
+                     "': the report is computed from the raw images and must not travel with "
+                     "the release; write it elsewhere (nothing was written)");
 }
 
 bool dir_has_entries(const fs::path& dir) {
@@ -137,6 +148,11 @@ void check_resumable_outputs(const fs::path& out, const ReleasePlan& plan) {
 
 DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& options) {
   check_paths(options.in, options.out);
+  if (options.report) check_report_path(*options.report, options.out);
+  if (options.detectability && !options.report)
+    throw UsageError("--detectability measures the raw images too; it needs --report FILE "
+                     "(outside --out) to write its figures to");
+  const bool measure = options.report.has_value();
   // A site's raw data may be a train split alone, a held-out test set query and gallery alone.
   data::Dataset ds = data::load_dataset(options.in, data::present_splits(options.in));
   const nlohmann::json identity = run_identity(method);
@@ -235,9 +251,12 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
             throw Error("cannot encode '" + target.string() + "' as " + ext);
           util::write_file_atomic(target, std::string_view(reinterpret_cast<const char*>(bytes.data()),
                                                            bytes.size()));
-          row.ssim = original.rows >= 11 && original.cols >= 11 ? quality::ssim(original, released[j])
-                                                                : std::nan("");
-          row.psnr = quality::psnr(original, released[j]);
+          if (measure) {
+            row.ssim = original.rows >= 11 && original.cols >= 11
+                           ? quality::ssim(original, released[j])
+                           : std::nan("");
+            row.psnr = quality::psnr(original, released[j]);
+          }
           row.done = true;
           if (options.detectability) {
             before += detector.person_in_crop(original) ? 1 : 0;
@@ -268,12 +287,13 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
   }
 
   // Side files. keypoints.csv follows the renamed images and loses the rows of skipped ones;
-  // attributes.csv describes the original identities and goes only where they are kept.
+  // attributes.csv describes the original identities and goes only where they are kept; a
+  // method may withhold any of them (image DP: everything derived from the raw images).
   nlohmann::json dropped = nlohmann::json::array();
   for (const char* side : kSideFiles) {
     const fs::path from = options.in / side;
     if (!fs::exists(from)) continue;
-    if (side == std::string("attributes.csv") && !method.keeps_identity_attributes()) {
+    if (!method.releases_side_file(side)) {
       dropped.push_back(side);
       continue;
     }
@@ -292,14 +312,14 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
   DeidReport report;
   report.seconds = progress.seconds();
   report.resumed = resumed;
+  auto* dp = dynamic_cast<ImageDp*>(&method);
   double ssim_sum = 0, psnr_sum = 0;
   int ssim_n = 0, psnr_n = 0;
-  std::string csv = "image,width,height,ssim,psnr";
-  auto* dp = dynamic_cast<ImageDp*>(&method);
-  if (dp) csv += ",epsilon,delta";
-  csv += "\n";
   std::map<std::pair<int, int>, int> sizes;
-  nlohmann::json skipped = nlohmann::json::array();
+  nlohmann::json skipped = nlohmann::json::array(), measured = nlohmann::json::array();
+  auto number_or_null = [](double v) {
+    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+  };
   for (size_t i : release.order) {
     const ImageRow& row = rows[i];
     if (row.skipped) {
@@ -309,20 +329,29 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
     ++sizes[{row.width, row.height}];
     if (!row.done) continue;
     ++report.images;
+    if (!measure) continue;
     if (std::isfinite(row.ssim)) ssim_sum += row.ssim, ++ssim_n;
     if (std::isfinite(row.psnr)) psnr_sum += row.psnr, ++psnr_n;
-    csv += row.path + "," + std::to_string(row.width) + "," + std::to_string(row.height) + "," +
-           std::to_string(row.ssim) + "," + std::to_string(row.psnr);
-    if (dp)
-      csv += "," + std::to_string(dp->options().epsilon) + "," +
-             std::to_string(sensitivity(dp->options(), row.width, row.height));
-    csv += "\n";
+    measured.push_back({{"image", row.path},
+                        {"width", row.width},
+                        {"height", row.height},
+                        {"ssim", number_or_null(row.ssim)},
+                        {"psnr_db", number_or_null(row.psnr)}});
   }
   report.mean_ssim = ssim_n ? ssim_sum / ssim_n : std::nan("");
   report.mean_psnr = psnr_n ? psnr_sum / psnr_n : std::nan("");
 
+  // The manifest travels with the release: every field below is fixed by the method, its
+  // parameters, the file names and sizes and the counts, so two datasets with the same names and
+  // sizes get the same manifest whatever their pixels (tests/core/deid/release_contents_test).
+  const bool seeded = method.seeded();
   nlohmann::json m = identity;
-  m["input"] = options.in.string();
+  m["software"] = {{"name", "ppreid"}, {"version", software_version()}};
+  m["private"] = !seeded;
+  if (seeded)
+    m["private_note"] =
+        "seeded run for experiments: the noise can be regenerated from the seed, so this "
+        "folder carries no privacy guarantee; never share it as a release";
   m["layout"] = data::layout_name(ds.layout);
   m["images"] = static_cast<int>(records.size()) - release.skipped_count;
   m["renamed_images"] = release.renamed;
@@ -335,35 +364,67 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
                  release.skipped_count, records.size(), method.name());
   m["released_this_run"] = report.images;
   m["resumed"] = report.resumed;
-  m["seconds"] = report.seconds;
-  m["mean_ssim"] = report.mean_ssim;
-  m["mean_psnr_db"] = report.mean_psnr;
-  if (options.detectability) {
-    quality::Detectability d{before, after, report.images};
-    m["detectability"] = {{"detected_before", d.detected_before},
-                          {"detected_after", d.detected_after},
-                          {"ratio", std::isnan(d.ratio()) ? nlohmann::json(nullptr)
-                                                          : nlohmann::json(d.ratio())}};
-  }
   if (dp) {
+    const ImageDpOptions& o = dp->options();
     nlohmann::json per_size = nlohmann::json::array();
-    for (const auto& [wh, count] : sizes)
+    double certified_max = 0;
+    for (const auto& [wh, count] : sizes) {
+      const double certified = dp->certified_epsilon(wh.first, wh.second);
+      certified_max = std::max(certified_max, certified);
       per_size.push_back({{"width", wh.first},
                           {"height", wh.second},
                           {"images", count},
-                          {"blocks", blocks_of(wh.first, wh.second, dp->options().pixel_bits)},
-                          {"delta", sensitivity(dp->options(), wh.first, wh.second)}});
+                          {"blocks", blocks_of(wh.first, wh.second, o.pixel_bits)},
+                          {"delta", sensitivity(o, wh.first, wh.second)},
+                          {"l1_sensitivity", l1_sensitivity(o, wh.first, wh.second)},
+                          {"certified_epsilon", number_or_null(certified)}});
+    }
     m["epsilon_per_image"] = m["parameters"]["epsilon"];
+    m["certified_epsilon_per_image"] =
+        std::isinf(o.epsilon) ? nlohmann::json("inf") : nlohmann::json(certified_max);
+    m["certificate"] =
+        "computed from the integer tables the sampler draws from: the largest log-ratio of a "
+        "release's probability under two input levels, per level of distance, times the L1 "
+        "sensitivity (3 values per block, each moving by at most L-1 levels)";
     m["sensitivity"] = per_size;
-    m["seed"] = dp->options().seed ? nlohmann::json(*dp->options().seed) : nlohmann::json("csprng");
     m["release"] =
         "each image is released once under epsilon-image DP; releasing the same image again "
         "composes (the epsilons add up)";
   }
-  util::write_file_atomic(options.out / "deid_images.csv", csv);
-  util::write_file_atomic(options.out / "deid.json", m.dump(2) + "\n");
-  fs::remove(options.out / kPartialMarker);
   report.manifest = m;
+
+  if (measure) {
+    nlohmann::json q = {
+        {"derived_from_raw_data", true},
+        {"note",
+         "quality of a de-identified release measured against the raw images it came from; "
+         "computed from raw pixels, so it stays with the data owner and never goes with the "
+         "release"},
+        {"method", identity["method"]},
+        {"parameters", identity["parameters"]},
+        {"input", options.in.string()},
+        {"release", options.out.string()},
+        {"seconds", report.seconds},
+        {"images_measured", report.images},
+        {"mean_ssim", number_or_null(report.mean_ssim)},
+        {"mean_psnr_db", number_or_null(report.mean_psnr)},
+        {"images", measured}};
+    if (options.detectability) {
+      quality::Detectability d{before, after, report.images};
+      q["detectability"] = {{"detected_before", d.detected_before},
+                            {"detected_after", d.detected_after},
+                            {"ratio", number_or_null(d.ratio())}};
+    }
+    if (options.report->has_parent_path()) fs::create_directories(options.report->parent_path());
+    util::write_file_atomic(*options.report, q.dump(2) + "\n");
+    report.quality = std::move(q);
+  }
+  if (seeded)
+    spdlog::warn("seeded run: '{}' is marked \"private\": false; the seed regenerates the noise, "
+                 "so the folder is for experiments only, never a release",
+                 options.out.string());
+  util::write_file_atomic(options.out / kReleaseManifest, m.dump(2) + "\n");
+  fs::remove(options.out / kPartialMarker);
   return report;
 }
 

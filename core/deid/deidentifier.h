@@ -27,6 +27,9 @@ class Deidentifier {
   virtual std::string name() const = 0;
   // Parameters for the manifest (deid.json); never secrets.
   virtual nlohmann::json parameters() const = 0;
+  // True when the randomness comes from a seed (experiments): such output is reproducible by
+  // anyone with the seed and is marked "private": false.
+  virtual bool seeded() const { return false; }
   // Called once before a dataset is processed (PIS picks identity partners here).
   virtual void prepare(const data::Dataset&) {}
   virtual cv::Mat apply(const cv::Mat& bgr, const ImageContext& ctx) const = 0;
@@ -50,6 +53,12 @@ class Deidentifier {
   // False when released labels are no longer the original identities: attributes.csv describes
   // the original people, so copying it would link the new labels to real attributes.
   virtual bool keeps_identity_attributes() const { return true; }
+  // Whether the release may carry this side file of the input (keypoints.csv, attributes.csv,
+  // municipalities.csv). Poses and attributes are derived from the raw images: a method whose
+  // guarantee covers only the pixels it releases (image DP) must not pass them on.
+  virtual bool releases_side_file(const std::string& name) const {
+    return name != "attributes.csv" || keeps_identity_attributes();
+  }
   // A reason not to release this image (e.g. PIS without a usable pose); nullopt releases it.
   // Skipped images are listed in deid.json and their keypoints rows are dropped.
   virtual std::optional<std::string> skip_reason(const ImageContext&) const {

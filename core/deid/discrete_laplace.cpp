@@ -37,66 +37,245 @@ std::int64_t sample_discrete_laplace(double t, util::RandomSource& rng) {
   return geometric() - geometric();
 }
 
-ClampedLaplaceTable::ClampedLaplaceTable(int levels, double t) : levels_(levels), t_(t) {
-  if (levels < 2 || levels > 256)
-    throw Error("image DP needs between 2 and 256 levels per channel (got " +
+namespace {
+
+constexpr double kTwo64 = 18446744073709551616.0;  // 2^64
+using u128 = unsigned __int128;
+constexpr u128 kRowTotal = static_cast<u128>(1) << 64;
+
+int log2_levels(int levels) {
+  if (levels < 2 || levels > 256 || (levels & (levels - 1)) != 0)
+    throw Error("image DP needs a power of two between 2 and 256 levels per channel (got " +
                 std::to_string(levels) + ")");
+  int bits = 0;
+  while ((1 << bits) < levels) ++bits;
+  return bits;
+}
+
+// P(clamp(x + K, 0, L-1) = y) for K ~ DLap(t).
+double clamped_probability(int levels, double t, int x, int y) {
+  const int last = levels - 1;
+  if (y < 0 || y > last) return 0.0;
+  if (y == 0) return tail_at_least(x, t);            // P(x + K <= 0) = P(K >= x)
+  if (y == last) return tail_at_least(last - x, t);  // P(x + K >= L-1)
+  return discrete_laplace_pmf(y - x, t);
+}
+
+// Integer widths for the clamped mechanism at loss t_build mixed with weight `g` per output of a
+// uniform distribution. The largest entry of each row takes the rounding remainder, so every row
+// sums to exactly 2^64 whatever the double rounding did.
+std::vector<std::uint64_t> mixed_widths(int levels, double t_build, double g) {
+  const int L = levels;
+  std::vector<std::uint64_t> w(static_cast<size_t>(L) * L);
+  std::vector<double> p(L);
+  for (int x = 0; x < L; ++x) {
+    int largest = 0;
+    for (int y = 0; y < L; ++y) {
+      p[y] = g >= 1.0 / L ? 1.0 / L
+                          : (1.0 - g * L) * clamped_probability(L, t_build, x, y) + g;
+      if (p[y] > p[largest]) largest = y;
+    }
+    u128 rest = 0;
+    for (int y = 0; y < L; ++y) {
+      if (y == largest) continue;
+      const auto v = static_cast<std::uint64_t>(std::nearbyint(std::min(p[y], 0.5) * kTwo64));
+      w[static_cast<size_t>(x) * L + y] = std::max<std::uint64_t>(v, 1);
+      rest += w[static_cast<size_t>(x) * L + y];
+    }
+    w[static_cast<size_t>(x) * L + largest] = static_cast<std::uint64_t>(kRowTotal - rest);
+  }
+  return w;
+}
+
+}  // namespace
+
+double realized_loss_per_level(int levels, const std::vector<std::uint64_t>& widths) {
+  const int L = levels;
+  if (widths.size() != static_cast<size_t>(L) * L)
+    throw Error("a sampling table for " + std::to_string(L) + " levels needs " +
+                std::to_string(L * L) + " slot widths, got " + std::to_string(widths.size()));
+  for (int x = 0; x < L; ++x) {
+    u128 sum = 0;
+    for (int y = 0; y < L; ++y) sum += widths[static_cast<size_t>(x) * L + y];
+    if (sum != kRowTotal)
+      throw Error("row " + std::to_string(x) + " of the sampling table does not sum to 2^64");
+  }
+  double worst = 0.0;
+  for (int y = 0; y < L; ++y)
+    for (int x = 0; x + 1 < L; ++x) {
+      const std::uint64_t a = widths[static_cast<size_t>(x) * L + y];
+      const std::uint64_t b = widths[static_cast<size_t>(x + 1) * L + y];
+      if (a == b) continue;
+      if (a == 0 || b == 0) return std::numeric_limits<double>::infinity();
+      const std::uint64_t hi = std::max(a, b), lo = std::min(a, b);
+      // ln(hi / lo) from the exact integer difference keeps full relative precision even when
+      // the ratio is 1 + 1e-12; the factor covers the few rounding steps of this expression.
+      const double loss =
+          std::log1p(static_cast<double>(hi - lo) / static_cast<double>(lo)) * (1.0 + 1e-14);
+      worst = std::max(worst, loss);
+    }
+  return worst;
+}
+
+ClampedLaplaceTable::ClampedLaplaceTable(int levels, double t) : levels_(levels), t_(t) {
+  bits_ = log2_levels(levels);
   if (!(t > 0.0))
     throw Error("image DP noise scale epsilon/Delta must be positive (got " + std::to_string(t) +
                 ")");
   identity_ = std::isinf(t);
-  if (identity_) return;
-  const int L = levels;
-  constexpr double kScale = 4294967296.0;  // 2^32
-  thresholds_.resize(static_cast<size_t>(L) * (L - 1));
-  for (int x = 0; x < L; ++x) {
-    double cdf = 0.0;
-    std::uint64_t previous = 0;
-    for (int y = 0; y < L - 1; ++y) {
-      cdf += probability(x, y);
-      auto scaled = static_cast<std::uint64_t>(std::llround(std::min(cdf, 1.0) * kScale));
-      // Every output keeps at least one of the 2^32 slots: a zero-width slot would make some
-      // release impossible for one input and possible for another, which no epsilon covers.
-      scaled = std::max(scaled, previous + 1);
-      scaled = std::min<std::uint64_t>(scaled, static_cast<std::uint64_t>(kScale) - (L - 1 - y));
-      thresholds_[static_cast<size_t>(x) * (L - 1) + y] = static_cast<std::uint32_t>(scaled);
-      previous = scaled;
-    }
+  if (identity_) {
+    certified_ = std::numeric_limits<double>::infinity();
+    return;
   }
-  if (L > 16) {
-    guide_.resize(static_cast<size_t>(L) * 256);
-    for (int x = 0; x < L; ++x) {
-      const std::uint32_t* row = thresholds_.data() + static_cast<size_t>(x) * (L - 1);
-      int y = 0;
-      for (int g = 0; g < 256; ++g) {
-        std::uint32_t u = static_cast<std::uint32_t>(g) << 24;
-        while (y < L - 1 && u >= row[y]) ++y;
-        guide_[static_cast<size_t>(x) * 256 + g] = static_cast<std::uint8_t>(y);
+  const int L = levels;
+  // Why these margins: every adjacent ratio of the clamped mechanism is exactly e^{+-t}, so any
+  // rounding would exceed t. Building for t minus `slack` leaves room for the double arithmetic
+  // (relative errors ~1e-15); the uniform weight g makes each integer ratio stay below e^t after
+  // rounding to units of 2^-64: e^t w' - w = g (e^t - 1) 2^64 must exceed the L/2 units of
+  // rounding a row can gather, hence g >= L (e^t + 1) / (2 (e^t - 1) 2^64), taken 4x.
+  double slack = std::max(t * 1e-9, 2e-14);
+  double g = 4.0 * L * (1.0 + std::exp(-t)) / (-2.0 * std::expm1(-t) * kTwo64);
+  g = std::max(g, 0x1.0p-60);
+  for (int attempt = 0; attempt < 12; ++attempt) {
+    const double t_build = t - slack;
+    widths_ = mixed_widths(L, t_build > 0 ? t_build : 0.0, t_build > 0 ? g : 1.0);
+    certified_ = realized_loss_per_level(L, widths_);
+    if (certified_ <= t) break;
+    slack *= 16;
+    g *= 16;
+  }
+  if (!(certified_ <= t))
+    throw Error("internal: the image-DP sampling table for " + std::to_string(L) +
+                " levels at epsilon/Delta = " + std::to_string(t) +
+                " could not be certified; please report this");
+  build_alias();
+}
+
+ClampedLaplaceTable ClampedLaplaceTable::from_widths(int levels, std::vector<std::uint64_t> widths) {
+  ClampedLaplaceTable table;
+  table.levels_ = levels;
+  table.bits_ = log2_levels(levels);
+  table.certified_ = realized_loss_per_level(levels, widths);
+  table.t_ = table.certified_;
+  table.widths_ = std::move(widths);
+  table.build_alias();
+  return table;
+}
+
+// Vose's alias method in exact integer arithmetic: each of the L columns holds 2^(64-bits) units
+// and is split between its own output and one alias, so one word picks a column and a threshold
+// in O(1) whatever L is. No unit moves between outputs, so output y keeps exactly w[x][y] units.
+void ClampedLaplaceTable::build_alias() {
+  const int L = levels_;
+  const std::uint64_t column = std::uint64_t{1} << (64 - bits_);
+  cells_.assign(static_cast<size_t>(L) * L, Cell{0, 0});
+  keep_lo_.assign(static_cast<size_t>(L) * L, 0);
+  std::vector<std::uint64_t> rest(L), keep(L);
+  std::vector<int> small, large;
+  for (int x = 0; x < L; ++x) {
+    small.clear();
+    large.clear();
+    for (int y = 0; y < L; ++y) {
+      rest[y] = widths_[static_cast<size_t>(x) * L + y];
+      (rest[y] < column ? small : large).push_back(y);
+    }
+    std::vector<int> alias(L);
+    while (!small.empty() && !large.empty()) {
+      const int s = small.back(), l = large.back();
+      small.pop_back();
+      keep[s] = rest[s];
+      alias[s] = l;
+      rest[l] -= column - rest[s];
+      if (rest[l] < column) {
+        large.pop_back();
+        small.push_back(l);
       }
+    }
+    // With exact sums every remaining output fills its column exactly.
+    for (int y : large) {
+      if (rest[y] != column) throw Error("internal: alias table of row " + std::to_string(x));
+      keep[y] = column;
+      alias[y] = y;
+    }
+    if (!small.empty()) throw Error("internal: alias table of row " + std::to_string(x));
+    for (int j = 0; j < L; ++j) {
+      const size_t idx = static_cast<size_t>(x) * L + j;
+      cells_[idx] = Cell{static_cast<std::uint32_t>(keep[j] >> 32),
+                         static_cast<std::uint32_t>(alias[j])};
+      keep_lo_[idx] = static_cast<std::uint32_t>(keep[j]);
     }
   }
 }
 
 double ClampedLaplaceTable::probability(int x, int y) const {
-  const int last = levels_ - 1;
-  if (y < 0 || y > last) return 0.0;
-  if (y == 0) return tail_at_least(x, t_);              // P(x + K <= 0) = P(K >= x)
-  if (y == last) return tail_at_least(last - x, t_);    // P(x + K >= L-1)
-  return discrete_laplace_pmf(y - x, t_);
+  return clamped_probability(levels_, t_, x, y);
+}
+
+std::uint64_t ClampedLaplaceTable::slot_width(int x, int y) const {
+  if (identity_) throw Error("an identity table (epsilon = inf) has no slots");
+  return widths_.at(static_cast<size_t>(x) * levels_ + y);
+}
+
+double ClampedLaplaceTable::realized_probability(int x, int y) const {
+  if (identity_) return x == y ? 1.0 : 0.0;
+  return static_cast<double>(slot_width(x, y)) / kTwo64;
+}
+
+int ClampedLaplaceTable::resolve_tie(std::size_t cell, int column, util::RandomSource& ties) const {
+  return ties.next_u32() < keep_lo_[cell] ? column : static_cast<int>(cells_[cell].alias);
+}
+
+int ClampedLaplaceTable::sample(int x, util::RandomSource& rng) const {
+  if (identity_) return x;
+  const int low = 32 - bits_;
+  const std::uint32_t u = rng.next_u32();
+  const int column = static_cast<int>(u >> low);
+  const std::uint32_t r = u & ((std::uint32_t{1} << low) - 1);
+  const std::size_t idx = (static_cast<std::size_t>(x) << bits_) | static_cast<std::size_t>(column);
+  const Cell c = cells_[idx];
+  if (r == c.keep_hi) return resolve_tie(idx, column, rng);
+  return r < c.keep_hi ? column : static_cast<int>(c.alias);
 }
 
 namespace {
 
-template <int L>
-void release_fixed(const std::uint32_t* thresholds, const std::uint8_t* in,
+// The per-value kernel with the column count fixed at compile time. The column choice is a
+// select, not a branch: a split column goes either way at random, and a mispredicted branch per
+// value cost 4x the throughput. Ties (the word's low bits equal the threshold's top part,
+// p ~ 2^-24 or less) are recorded branch-free and settled after each block, which also works in
+// place (in == out) because the block keeps the input levels it needs.
+template <int kBits, typename Cell>
+void release_alias(const Cell* cells, const std::uint32_t* keep_lo, const std::uint8_t* in,
                    const std::uint32_t* words, std::size_t n, int shift, std::uint8_t half,
-                   std::uint8_t* out) {
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint32_t* row = thresholds + (in[i] >> shift) * (L - 1);
-    const std::uint32_t u = words[i];
-    int y = 0;
-    for (int j = 0; j < L - 1; ++j) y += u >= row[j];
-    out[i] = static_cast<std::uint8_t>((y << shift) | half);
+                   std::uint8_t* out, util::RandomSource& ties) {
+  constexpr int kLow = 32 - kBits;
+  constexpr std::uint32_t kMask = (std::uint32_t{1} << kLow) - 1;
+  constexpr std::size_t kBlock = 256;
+  std::uint32_t tie_at[kBlock];
+  std::uint8_t tie_level[kBlock];
+  for (std::size_t start = 0; start < n; start += kBlock) {
+    const std::size_t end = std::min(n, start + kBlock);
+    std::size_t n_ties = 0;
+    for (std::size_t i = start; i < end; ++i) {
+      const std::uint32_t u = words[i];
+      const std::uint32_t column = u >> kLow;
+      const std::uint32_t x = in[i] >> shift;
+      const Cell c = cells[(static_cast<std::size_t>(x) << kBits) | column];
+      const std::uint32_t r = u & kMask;
+      const std::uint32_t keep = 0u - static_cast<std::uint32_t>(r < c.keep_hi);  // all ones or 0
+      const std::uint32_t y = c.alias ^ ((column ^ c.alias) & keep);
+      tie_at[n_ties] = static_cast<std::uint32_t>(i - start);
+      tie_level[n_ties] = static_cast<std::uint8_t>(x);
+      n_ties += r == c.keep_hi;
+      out[i] = static_cast<std::uint8_t>((y << shift) | half);
+    }
+    for (std::size_t k = 0; k < n_ties; ++k) {
+      const std::size_t i = start + tie_at[k];
+      const std::uint32_t column = words[i] >> kLow;
+      const std::size_t idx = (static_cast<std::size_t>(tie_level[k]) << kBits) | column;
+      const std::uint32_t y = ties.next_u32() < keep_lo[idx] ? column : cells[idx].alias;
+      out[i] = static_cast<std::uint8_t>((y << shift) | half);
+    }
   }
 }
 
@@ -104,29 +283,30 @@ void release_fixed(const std::uint32_t* thresholds, const std::uint8_t* in,
 
 void ClampedLaplaceTable::release_rendered(const std::uint8_t* in, const std::uint32_t* words,
                                            std::size_t n, int shift, std::uint8_t half,
-                                           std::uint8_t* out) const {
-  const std::uint32_t* thr = thresholds_.data();
+                                           std::uint8_t* out, util::RandomSource& ties) const {
   if (identity_) {
     for (std::size_t i = 0; i < n; ++i)
       out[i] = static_cast<std::uint8_t>(((in[i] >> shift) << shift) | half);
     return;
   }
-  switch (levels_) {
-    case 2: return release_fixed<2>(thr, in, words, n, shift, half, out);
-    case 4: return release_fixed<4>(thr, in, words, n, shift, half, out);
-    case 8: return release_fixed<8>(thr, in, words, n, shift, half, out);
-    case 16: return release_fixed<16>(thr, in, words, n, shift, half, out);
-    default:
-      for (std::size_t i = 0; i < n; ++i)
-        out[i] = static_cast<std::uint8_t>((sample(in[i] >> shift, words[i]) << shift) | half);
+  const Cell* c = cells_.data();
+  const std::uint32_t* lo = keep_lo_.data();
+  switch (bits_) {
+    case 1: return release_alias<1>(c, lo, in, words, n, shift, half, out, ties);
+    case 2: return release_alias<2>(c, lo, in, words, n, shift, half, out, ties);
+    case 3: return release_alias<3>(c, lo, in, words, n, shift, half, out, ties);
+    case 4: return release_alias<4>(c, lo, in, words, n, shift, half, out, ties);
+    case 5: return release_alias<5>(c, lo, in, words, n, shift, half, out, ties);
+    case 6: return release_alias<6>(c, lo, in, words, n, shift, half, out, ties);
+    case 7: return release_alias<7>(c, lo, in, words, n, shift, half, out, ties);
+    default: return release_alias<8>(c, lo, in, words, n, shift, half, out, ties);
   }
 }
 
-void ClampedLaplaceTable::apply(std::uint8_t* levels, const std::uint32_t* words,
-                                std::size_t n) const {
-  if (identity_) return;
-  for (std::size_t i = 0; i < n; ++i)
-    levels[i] = static_cast<std::uint8_t>(sample(levels[i], words[i]));
+void ClampedLaplaceTable::apply(std::uint8_t* levels, const std::uint32_t* words, std::size_t n,
+                                util::RandomSource& ties) const {
+  // Levels are already in [0, L-1]: shift 0, nothing to render.
+  release_rendered(levels, words, n, 0, 0, levels, ties);
 }
 
 void ClampedLaplaceTable::apply(std::uint8_t* levels, std::size_t n,
@@ -137,7 +317,7 @@ void ClampedLaplaceTable::apply(std::uint8_t* levels, std::size_t n,
   for (std::size_t start = 0; start < n; start += kChunk) {
     std::size_t m = std::min(kChunk, n - start);
     rng.fill(words, m);
-    apply(levels + start, words, m);
+    apply(levels + start, words, m, rng);
   }
 }
 

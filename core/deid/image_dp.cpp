@@ -53,6 +53,11 @@ double sensitivity(const ImageDpOptions& o, int width, int height) {
   return o.calibration == Calibration::kPaper ? blocks * span * span * span : blocks * 3.0 * span;
 }
 
+double l1_sensitivity(const ImageDpOptions& o, int width, int height) {
+  validate(o);
+  return blocks_of(width, height, o.pixel_bits) * 3.0 * ((1 << (8 - o.color_bits)) - 1);
+}
+
 ImageDp::ImageDp(ImageDpOptions options) : options_(options) { validate(options_); }
 
 nlohmann::json ImageDp::parameters() const {
@@ -62,9 +67,9 @@ nlohmann::json ImageDp::parameters() const {
                       {"color_bits", options_.color_bits},
                       {"levels", 1 << (8 - options_.color_bits)},
                       {"calibration", calibration_name(options_.calibration)},
-                      {"noise", "discrete Laplace, sampled from clamped per-level CDF tables"},
+                      {"noise", "discrete Laplace, clamped, sampled from certified 2^-64 tables"},
                       {"randomness", options_.seed ? "drbg (AES-256-CTR, seeded)" : "csprng"}};
-  if (options_.seed) j["seed"] = *options_.seed;
+  // Never the seed itself: it regenerates every noise word, i.e. it undoes the release.
   return j;
 }
 
@@ -77,6 +82,11 @@ const ClampedLaplaceTable& ImageDp::table_for(int width, int height) const {
     slot = std::make_unique<ClampedLaplaceTable>(1 << (8 - options_.color_bits), t);
   }
   return *slot;
+}
+
+double ImageDp::certified_epsilon(int width, int height) const {
+  return table_for(width, height).certified_loss_per_level() *
+         l1_sensitivity(options_, width, height);
 }
 
 cv::Mat ImageDp::apply_with(const cv::Mat& bgr, util::RandomSource& rng) const {
@@ -101,7 +111,7 @@ cv::Mat ImageDp::apply_with(const cv::Mat& bgr, util::RandomSource& rng) const {
     words.resize(n);
     rng.fill(words.data(), n);
     table.release_rendered(src.ptr<std::uint8_t>(0), words.data(), n, c, half,
-                           out.ptr<std::uint8_t>(0));
+                           out.ptr<std::uint8_t>(0), rng);
     return out;
   }
 
@@ -132,7 +142,7 @@ cv::Mat ImageDp::apply_with(const cv::Mat& bgr, util::RandomSource& rng) const {
   }
   words.resize(levels.size());
   rng.fill(words.data(), words.size());
-  table.apply(levels.data(), words.data(), levels.size());
+  table.apply(levels.data(), words.data(), levels.size(), rng);
   for (auto& v : levels) v = static_cast<std::uint8_t>((v << c) | half);
   for (int y = 0; y < h; ++y) {
     std::uint8_t* dst = out.ptr<std::uint8_t>(y);

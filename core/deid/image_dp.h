@@ -31,6 +31,9 @@ int blocks_of(int width, int height, int pixel_bits);
 // Sensitivity for an image of the given size; throws when the calibration is unsound for the
 // settings (paper formula with L = 2 understates the true sensitivity).
 double sensitivity(const ImageDpOptions& o, int width, int height);
+// The true L1 distance between the level vectors of two images of this size: 3 values per block,
+// each moving by at most L-1 levels. Calibration kTight uses it as Delta; kPaper's is larger.
+double l1_sensitivity(const ImageDpOptions& o, int width, int height);
 // Throws ppreid::UsageError naming the flag for out-of-range settings.
 void validate(const ImageDpOptions& o);
 
@@ -42,10 +45,19 @@ class ImageDp final : public Deidentifier {
   std::string name() const override { return "dp"; }
   nlohmann::json parameters() const override;
   cv::Mat apply(const cv::Mat& bgr, const ImageContext& ctx) const override;
+  bool seeded() const override { return options_.seed.has_value(); }
+  // The epsilon covers the released pixels only; poses and attributes of the raw images would
+  // add information that no noise covers, so only the camera-to-municipality map goes along.
+  bool releases_side_file(const std::string& name) const override {
+    return name == "municipalities.csv";
+  }
 
   // The deterministic core: `rng` supplies the noise.
   cv::Mat apply_with(const cv::Mat& bgr, util::RandomSource& rng) const;
   const ImageDpOptions& options() const { return options_; }
+  // The guarantee of the tables this instance samples for images of this size: their certified
+  // loss per level times the true L1 sensitivity. Never above options().epsilon (inf for inf).
+  double certified_epsilon(int width, int height) const;
 
  private:
   const ClampedLaplaceTable& table_for(int width, int height) const;

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/util/atomic_file.h"
+#include "tests/support/centroid_reference_case.h"
 #include "tests/support/run_cli.h"
 #include "tests/support/temp_dir.h"
 
@@ -149,14 +151,34 @@ TEST(Cli, DeidRefusesOutputInsideInputAndWritesNothing) {
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.out.find("inside --in"), std::string::npos) << r.out;
   EXPECT_FALSE(std::filesystem::exists(dir / "in" / "deid"));
-  RunResult ok = run("deid --method dp --preset B --epsilon 1e4 --seed 3 --json --in " + in +
-                     " --out " + (dir / "out").string());
+  // The quality report is refused inside the release, and detectability needs a report.
+  const std::string out = (dir / "out").string(), report = (dir / "quality.json").string();
+  r = run("deid --method dp --preset B --epsilon 1e4 --in " + in + " --out " + out +
+          " --report " + out + "/quality.json");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("--report"), std::string::npos) << r.out;
+  r = run("deid --method dp --preset B --epsilon 1e4 --detectability --in " + in + " --out " + out);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("needs --report"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "deid.json"));
+
+  RunResult ok = run("deid --method dp --preset B --epsilon 1e4 --seed 3 --in " + in + " --out " +
+                     out + " --report " + report);
   ASSERT_EQ(ok.exit_code, 0) << ok.out;
-  auto j = nlohmann::json::parse(ok.out);
-  EXPECT_EQ(j["seed"], 3);
+  EXPECT_NE(ok.out.find("\"private\": false"), std::string::npos) << "seeded runs warn: " << ok.out;
+  auto j = nlohmann::json::parse(util::read_file(dir / "out" / "deid.json"));
+  EXPECT_EQ(j["private"], false);
+  EXPECT_FALSE(j.contains("seed"));
+  EXPECT_FALSE(j["parameters"].contains("seed"));
+  EXPECT_FALSE(j.contains("mean_ssim"));
   EXPECT_EQ(j["parameters"]["pixel_bits"], 1);
-  EXPECT_LT(j["mean_ssim"].get<double>(), 1.0);
-  EXPECT_TRUE(std::filesystem::exists(dir / "out" / "keypoints.csv"));
+  EXPECT_LE(j["certified_epsilon_per_image"].get<double>(), 1e4);
+  // Image DP releases no poses (they come from the raw images).
+  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "keypoints.csv"));
+  auto q = nlohmann::json::parse(util::read_file(report));
+  EXPECT_EQ(q["derived_from_raw_data"], true);
+  EXPECT_LT(q["mean_ssim"].get<double>(), 1.0);
+  EXPECT_EQ(q["images"].size(), q["images_measured"].get<size_t>());
 }
 
 TEST(Cli, EvalFeaturesRejectsMismatchedDimensionsAndNan) {

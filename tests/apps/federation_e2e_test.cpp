@@ -53,8 +53,8 @@ TEST(FederationTest, TwoSitesTrainTwoRoundsAndEvaluateTheGlobalModel) {
                         << "secret_key: " << id << ".key\n"
                         << "data: {raw: " << id << "/raw, store: " << id << "/store, state: " << id
                         << "/state}\n"
-                        << "deid: {method: dp, epsilon: 1.0, pixel-bits: 1, seed: " << k
-                        << ", threads: 1}\n"
+                        << "deid: {method: dp, epsilon: 1.0e5, pixel-bits: 1, seed: " << 10 * kSeed + k
+                        << ", reproducible_for_experiments: true, threads: 1}\n"
                         << "training: {config: " << tiny << ", threads: 1}\n"
                         << "runtime: {heartbeat_interval: 0.5}\n";
     sites.push_back(std::make_unique<client::Site>(client::load_site_config(file)));

@@ -75,6 +75,16 @@ TEST(SiteConfigTest, ErrorsNameFileKeyAndLine) {
                 parse_site_config(base("deid:\n  method: dp\n  kernel: S\n"), "s.yaml");
               }),
               HasSubstr("deid.kernel applies to deid.method blur only"));
+  // A seed makes the store reproducible by anyone who knows it: only with the confirmation.
+  EXPECT_THAT(error_of([] {
+                parse_site_config(base("deid:\n  method: dp\n  seed: 7\n"), "s.yaml");
+              }),
+              HasSubstr("s.yaml:13: key 'deid.seed': makes the de-identification reproducible"));
+  EXPECT_EQ(parse_site_config(base("deid:\n  method: dp\n  seed: 7\n"
+                                   "  reproducible_for_experiments: true\n"),
+                              "s.yaml")
+                .deid.seed,
+            7u);
   EXPECT_THAT(error_of([] { parse_site_config(base("deid:\n  method: fog\n"), "s.yaml"); }),
               HasSubstr("s.yaml:12: key 'deid.method': 'fog' is not one of"));
   EXPECT_THAT(error_of([] { parse_site_config(base("deid:\n  threads: 1\n"), "s.yaml"); }),

@@ -127,7 +127,7 @@ class SiteTest : public ::testing::Test {
   }
   static std::string dp(double epsilon) {
     return "  method: dp\n  epsilon: " + std::to_string(epsilon) +
-           "\n  pixel-bits: 1\n  seed: 3\n  threads: 2\n";
+           "\n  pixel-bits: 1\n  seed: 3\n  reproducible_for_experiments: true\n  threads: 2\n";
   }
 
   // The next message of `type` from the site (heartbeats and others in between are skipped).
@@ -318,6 +318,19 @@ TEST_F(SiteTest, StoreIsMadeOnceAndAStoreOfOtherParametersIsRefused) {
   const fs::path config = write_config("tcp://127.0.0.1:1", dp(2.0));
   PrepareReport first = Site(load_site_config(config)).prepare();
   EXPECT_TRUE(first.deidentified);
+  // The quality report (computed from the raw images) is in the private state directory, and
+  // nothing in the store it trains from mentions SSIM, PSNR or the seed.
+  const auto quality = nlohmann::json::parse(util::read_file(dir_ / "state" / "deid_quality.json"));
+  EXPECT_EQ(quality["derived_from_raw_data"], true);
+  EXPECT_LT(quality["mean_ssim"].get<double>(), 1.0);
+  for (const auto& e : fs::recursive_directory_iterator(dir_ / "store")) {
+    if (!e.is_regular_file() || e.path().extension() == ".jpg" || e.path().extension() == ".png")
+      continue;
+    const std::string text = util::read_file(e.path());
+    EXPECT_EQ(text.find("ssim"), std::string::npos) << e.path();
+    EXPECT_EQ(text.find("psnr"), std::string::npos) << e.path();
+    EXPECT_EQ(text.find("\"seed\""), std::string::npos) << e.path();
+  }
   const auto made = fs::last_write_time(dir_ / "store" / "deid.json");
   const auto image = *fs::directory_iterator(dir_ / "store" / "bounding_box_train");
   const auto image_time = fs::last_write_time(image.path());

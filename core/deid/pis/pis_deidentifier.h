@@ -49,6 +49,7 @@ class PisDeidentifier final : public Deidentifier {
   cv::Mat apply(const cv::Mat& bgr, const ImageContext& ctx) const override;
   std::string output_path(const data::ImageRecord& r) const override;
   bool keeps_identity_attributes() const override { return false; }
+  bool seeded() const override { return options_.seed.has_value(); }
   std::optional<std::string> skip_reason(const ImageContext& ctx) const override;
 
   // Shifts several images of one dataset at once (one forward pass: the fast path). Every

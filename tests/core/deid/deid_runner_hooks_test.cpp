@@ -80,24 +80,27 @@ class DeidRunnerHooksTest : public DeidRunFixture {
 };
 
 TEST_F(DeidRunnerHooksTest, RenamesSkipsAndRewritesSideFiles) {
-  DeidReport report = deidentify_dataset(method_, options());
+  DeidRunOptions o = options();
+  o.report = dir_ / "quality.json";
+  DeidReport report = deidentify_dataset(method_, o);
   EXPECT_EQ(report.images, total() - 1);
 
-  const std::string csv = util::read_file(out() / "deid_images.csv");
+  // The quality report lists the released images by their released names only.
+  const std::string listing = util::read_file(dir_ / "quality.json");
   int renamed = 0;
   for (const auto& r : records_) {
     const std::string released = method_.output_path(r);
     const std::string file = fs::path(r.path).filename().string();
     if (r.path == method_.skip) {
       EXPECT_FALSE(fs::exists(out() / released));
-      EXPECT_EQ(csv.find(released), std::string::npos);
+      EXPECT_EQ(listing.find(released), std::string::npos);
     } else {
       EXPECT_TRUE(fs::exists(out() / released)) << released;
-      EXPECT_NE(csv.find(released + ","), std::string::npos) << released;
+      EXPECT_NE(listing.find("\"" + released + "\""), std::string::npos) << released;
     }
     if (r.pid > 0) {
       EXPECT_FALSE(fs::exists(out() / r.path)) << "original name released: " << r.path;
-      EXPECT_EQ(csv.find(file), std::string::npos) << "original name listed: " << file;
+      EXPECT_EQ(listing.find(file), std::string::npos) << "original name listed: " << file;
       renamed += r.path == method_.skip ? 0 : 1;
     }
   }

@@ -45,20 +45,30 @@ TEST_F(DeidRunnerTest, WritesSameLayoutManifestAndSideFiles) {
   ImageDpOptions dp = image_dp_preset('A', 1e5);
   dp.seed = 5;
   ImageDp method(dp);
-  DeidReport report = deidentify_dataset(method, options());
+  DeidRunOptions o = options();
+  o.report = dir_ / "quality.json";
+  DeidReport report = deidentify_dataset(method, o);
   EXPECT_EQ(report.images, 7);
   for (const char* f : {"bounding_box_train/0002_c2s1_000004_01.png", "query/0003_c1s1_000005_01.jpg",
-                        "bounding_box_test/0000_c2s1_000007_01.jpg", "attributes.csv",
-                        "deid.json", "deid_images.csv"})
+                        "bounding_box_test/0000_c2s1_000007_01.jpg", "deid.json"})
     EXPECT_TRUE(fs::exists(out() / f)) << f;
+  // Attributes describe the raw images: image DP does not pass them on.
+  EXPECT_FALSE(fs::exists(out() / "attributes.csv"));
   EXPECT_FALSE(fs::exists(out() / "deid.partial.json"));
   auto m = nlohmann::json::parse(util::read_file(out() / "deid.json"));
   EXPECT_EQ(m["method"], "dp");
-  EXPECT_EQ(m["seed"], 5);
+  EXPECT_FALSE(m.contains("seed"));
+  EXPECT_EQ(m["private"], false);
+  EXPECT_EQ(m["dropped_side_files"], nlohmann::json::array({"attributes.csv"}));
   EXPECT_EQ(m["sensitivity"][0]["delta"], 32.0 * 64 * 3 * 3);  // tight, 32x64, L = 4
+  EXPECT_LE(m["sensitivity"][0]["certified_epsilon"].get<double>(), 1e5);
+  EXPECT_GT(m["sensitivity"][0]["certified_epsilon"].get<double>(), 1e5 * (1 - 1e-6));
   EXPECT_EQ(m["images"], 7);
   EXPECT_NE(m["release"].get<std::string>().find("once"), std::string::npos);
   EXPECT_LT(report.mean_ssim, 1.0);
+  auto q = nlohmann::json::parse(util::read_file(dir_ / "quality.json"));
+  EXPECT_EQ(q["images"].size(), 7u);
+  EXPECT_DOUBLE_EQ(q["mean_ssim"].get<double>(), report.mean_ssim);
   cv::Mat a = cv::imread((in() / "query/0003_c1s1_000005_01.jpg").string());
   cv::Mat b = cv::imread((out() / "query/0003_c1s1_000005_01.jpg").string());
   EXPECT_EQ(a.size(), b.size());
