@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "core/util/error.h"
@@ -242,37 +243,34 @@ namespace {
 // The per-value kernel with the column count fixed at compile time. The column choice is a
 // select, not a branch: a split column goes either way at random, and a mispredicted branch per
 // value cost 4x the throughput. Ties (the word's low bits equal the threshold's top part,
-// p ~ 2^-24 or less) are recorded branch-free and settled after each block, which also works in
-// place (in == out) because the block keeps the input levels it needs.
+// p ~ 2^-24 or less) are only noted in the loop and settled by a second look at the block, so
+// `in` must not overlap `out` (apply() copies the levels first).
 template <int kBits, typename Cell>
 void release_alias(const Cell* cells, const std::uint32_t* keep_lo, const std::uint8_t* in,
                    const std::uint32_t* words, std::size_t n, int shift, std::uint8_t half,
                    std::uint8_t* out, util::RandomSource& ties) {
   constexpr int kLow = 32 - kBits;
   constexpr std::uint32_t kMask = (std::uint32_t{1} << kLow) - 1;
-  constexpr std::size_t kBlock = 256;
-  std::uint32_t tie_at[kBlock];
-  std::uint8_t tie_level[kBlock];
+  constexpr std::size_t kBlock = 1024;
   for (std::size_t start = 0; start < n; start += kBlock) {
     const std::size_t end = std::min(n, start + kBlock);
-    std::size_t n_ties = 0;
+    std::uint32_t any_tie = 0;
     for (std::size_t i = start; i < end; ++i) {
       const std::uint32_t u = words[i];
       const std::uint32_t column = u >> kLow;
-      const std::uint32_t x = in[i] >> shift;
-      const Cell c = cells[(static_cast<std::size_t>(x) << kBits) | column];
+      const Cell c = cells[(static_cast<std::size_t>(in[i] >> shift) << kBits) | column];
       const std::uint32_t r = u & kMask;
       const std::uint32_t keep = 0u - static_cast<std::uint32_t>(r < c.keep_hi);  // all ones or 0
       const std::uint32_t y = c.alias ^ ((column ^ c.alias) & keep);
-      tie_at[n_ties] = static_cast<std::uint32_t>(i - start);
-      tie_level[n_ties] = static_cast<std::uint8_t>(x);
-      n_ties += r == c.keep_hi;
+      any_tie |= static_cast<std::uint32_t>(r == c.keep_hi);
       out[i] = static_cast<std::uint8_t>((y << shift) | half);
     }
-    for (std::size_t k = 0; k < n_ties; ++k) {
-      const std::size_t i = start + tie_at[k];
+    if (any_tie == 0) [[likely]]
+      continue;
+    for (std::size_t i = start; i < end; ++i) {
       const std::uint32_t column = words[i] >> kLow;
-      const std::size_t idx = (static_cast<std::size_t>(tie_level[k]) << kBits) | column;
+      const std::size_t idx = (static_cast<std::size_t>(in[i] >> shift) << kBits) | column;
+      if ((words[i] & kMask) != cells[idx].keep_hi) continue;
       const std::uint32_t y = ties.next_u32() < keep_lo[idx] ? column : cells[idx].alias;
       out[i] = static_cast<std::uint8_t>((y << shift) | half);
     }
@@ -305,8 +303,15 @@ void ClampedLaplaceTable::release_rendered(const std::uint8_t* in, const std::ui
 
 void ClampedLaplaceTable::apply(std::uint8_t* levels, const std::uint32_t* words, std::size_t n,
                                 util::RandomSource& ties) const {
-  // Levels are already in [0, L-1]: shift 0, nothing to render.
-  release_rendered(levels, words, n, 0, 0, levels, ties);
+  // Levels are already in [0, L-1]: shift 0, nothing to render. The kernel reads its input
+  // again to settle ties, so it works from a copy.
+  constexpr std::size_t kChunk = 4096;
+  std::uint8_t copy[kChunk];
+  for (std::size_t start = 0; start < n; start += kChunk) {
+    const std::size_t m = std::min(kChunk, n - start);
+    std::memcpy(copy, levels + start, m);
+    release_rendered(copy, words + start, m, 0, 0, levels + start, ties);
+  }
 }
 
 void ClampedLaplaceTable::apply(std::uint8_t* levels, std::size_t n,

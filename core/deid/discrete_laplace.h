@@ -62,7 +62,8 @@ class ClampedLaplaceTable {
   int sample(int x, util::RandomSource& rng) const;
   // The release of input level in[i] >> shift for every i, rendered as (level << shift) | half,
   // with words[i] as the value's random word and `ties` for the rare second word. This is the
-  // whole per-value work of image DP when each pixel is its own block.
+  // whole per-value work of image DP when each pixel is its own block. `in` and `out` must not
+  // overlap.
   void release_rendered(const std::uint8_t* in, const std::uint32_t* words, std::size_t n,
                         int shift, std::uint8_t half, std::uint8_t* out,
                         util::RandomSource& ties) const;

@@ -239,6 +239,19 @@ TEST(Certifier, AliasDrawsAreExactAtTheBoundary) {
   ScriptedSource rng({0x7FFFFFFFu, 0x80000000u});
   EXPECT_EQ(table.sample(1, rng), 0);
   EXPECT_EQ(table.sample(1, rng), 1);
+
+  // The bulk kernels settle ties with the next words of `ties`, in value order: values 1 and 3
+  // tie; 0xFFFFFFFB sends value 1 to output 0, 0x00000000 keeps value 3 at output 1.
+  const std::vector<std::uint32_t> words = {0x80000000u, 0xFFFFFFFFu, 0x00000001u, 0xFFFFFFFFu};
+  const std::uint8_t in[4] = {0, 5, 127, 100};  // all level 0 with shift 7
+  std::uint8_t out[4] = {};
+  ScriptedSource ties({0xFFFFFFFBu, 0x00000000u});
+  table.release_rendered(in, words.data(), 4, 7, 64, out, ties);
+  EXPECT_EQ(std::vector<int>(out, out + 4), (std::vector<int>{128 | 64, 64, 64, 128 | 64}));
+  std::uint8_t levels[4] = {0, 0, 0, 0};
+  ScriptedSource ties_again({0xFFFFFFFBu, 0x00000000u});
+  table.apply(levels, words.data(), 4, ties_again);
+  EXPECT_EQ(std::vector<int>(levels, levels + 4), (std::vector<int>{1, 0, 0, 1}));
 }
 
 TEST(RandomSource, DrbgIsDeterministicPerStream) {
