@@ -205,6 +205,13 @@ AggregatorConfig parse_aggregator_config(const std::string& yaml, const std::str
                                  "' is not a directory (a Market-layout dataset with query/ and "
                                  "bounding_box_test/)");
     }
+    // The global model's centroid figures on `dataset`; defaults to the model config's
+    // eval.centroid_protocol (the simulator sets it from its own config).
+    std::string protocol = reid::to_string(c.model.eval.centroid_protocol);
+    eval.get_choice("centroid_protocol", protocol,
+                    std::vector<std::string>(std::begin(reid::kCentroidProtocolNames),
+                                             std::end(reid::kCentroidProtocolNames)));
+    c.model.eval.centroid_protocol = reid::parse_centroid_protocol(protocol);
     eval.finish();
   }
   {

@@ -181,8 +181,9 @@ void Aggregator::evaluate(RoundProgress& p, const std::set<std::string>& sites,
     data::EvalLoaderOptions opts;
     opts.batch_size = config_.model.eval.batch_size;
     opts.workers = config_.model.profile.loader.workers;
-    nlohmann::json metrics = reid::evaluate_model(model, *eval_data_, config_.model.profile.transform,
-                                                  config_.model.eval.metric, true, opts);
+    nlohmann::json metrics = reid::evaluate_model(
+        model, *eval_data_, config_.model.profile.transform, config_.model.eval.metric, true, opts,
+        nullptr, config_.model.eval.centroid_protocol);
     eval["dataset"] = metrics;
     spdlog::info("round {}: global model on {}: mAP {:.4f}, rank-1 {:.4f} (centroid mAP {:.4f})",
                  p.round, config_.eval_dataset->string(),

@@ -239,7 +239,8 @@ void Site::on_evaluate(std::uint64_t round, const proto::Evaluate& evaluate) {
     opts.batch_size = train_config_.eval.batch_size;
     opts.workers = train_config_.profile.loader.workers;
     nlohmann::json m = reid::evaluate_model(probe, *store_, train_config_.profile.transform,
-                                            train_config_.eval.metric, true, opts);
+                                            train_config_.eval.metric, true, opts, nullptr,
+                                            train_config_.eval.centroid_protocol);
     result.query_count = store_->query.size();
     result.metrics = {{"mAP", m["instance"]["mAP"].get<double>()},
                       {"rank1", m["instance"]["rank1"].get<double>()},
@@ -247,9 +248,12 @@ void Site::on_evaluate(std::uint64_t round, const proto::Evaluate& evaluate) {
                       {"centroid_mAP", m["centroid"]["mAP"].get<double>()},
                       {"centroid_rank1", m["centroid"]["rank1"].get<double>()}};
     ++stats_.evaluations;
-    spdlog::info("{}round {}: local mAP {:.4f} rank1 {:.4f} (centroid mAP {:.4f})", log_prefix(),
-                 round, result.metrics["mAP"], result.metrics["rank1"],
-                 result.metrics["centroid_mAP"]);
+    // EvalResult carries numbers only: the protocol behind centroid_mAP is the site's
+    // eval.centroid_protocol, said here.
+    spdlog::info("{}round {}: local mAP {:.4f} rank1 {:.4f} (centroid mAP {:.4f}, {} protocol)",
+                 log_prefix(), round, result.metrics["mAP"], result.metrics["rank1"],
+                 result.metrics["centroid_mAP"],
+                 reid::to_string(train_config_.eval.centroid_protocol));
   }
   try {
     client_->send(round, result);

@@ -41,6 +41,7 @@ nlohmann::json RoundSummary::to_json() const {
   nlohmann::json j = {{"round", round},       {"attempts", attempts},
                       {"mAP", map},           {"rank1", rank1},
                       {"centroid_mAP", centroid_map}, {"centroid_rank1", centroid_rank1},
+                      {"centroid_protocol", centroid_protocol},
                       {"accepted", accepted}, {"rejected", rejected_json},
                       {"silent", silent}};
   j["train_loss"] = train_loss ? nlohmann::json(*train_loss) : nlohmann::json();
@@ -76,7 +77,8 @@ nlohmann::json FederationResult::to_json() const {
                   {"mAP", f.map},
                   {"rank1", f.rank1},
                   {"centroid_mAP", f.centroid_map},
-                  {"centroid_rank1", f.centroid_rank1}};
+                  {"centroid_rank1", f.centroid_rank1},
+                  {"centroid_protocol", f.centroid_protocol}};
   }
   return j;
 }
@@ -96,6 +98,7 @@ FederationResult FederationResult::from_json(const nlohmann::json& j) {
     s.rank1 = x.at("rank1");
     s.centroid_map = x.at("centroid_mAP");
     s.centroid_rank1 = x.at("centroid_rank1");
+    s.centroid_protocol = x.at("centroid_protocol");
     if (!x.at("train_loss").is_null()) s.train_loss = x.at("train_loss").get<double>();
     s.accepted = x.at("accepted").get<std::vector<std::string>>();
     for (const auto& rej : x.at("rejected")) s.rejected.emplace_back(rej.at("site"), rej.at("reason"));
@@ -160,7 +163,8 @@ nlohmann::json run_settings(const SimConfig& c, const NamedMethod& m) {
           {"min_updates", c.min_updates},
           {"strategy", c.strategy.to_json()},
           {"max_delta_norm", c.max_delta_norm ? *c.max_delta_norm : -1.0},
-          {"deidentify_test", c.deidentify_test}};
+          {"deidentify_test", c.deidentify_test},
+          {"centroid_protocol", reid::to_string(c.centroid_protocol)}};
 }
 
 std::string aggregator_yaml(const SimConfig& c, const SimKeys& keys, const fs::path& run_dir,
@@ -188,7 +192,8 @@ std::string aggregator_yaml(const SimConfig& c, const SimKeys& keys, const fs::p
   if (c.learning_rate) y << "  learning_rate: " << *c.learning_rate << "\n";
   y << "strategy: " << c.strategy.to_json().dump() << "\n";
   if (c.max_delta_norm) y << "validation:\n  max_delta_norm: " << *c.max_delta_norm << "\n";
-  y << "evaluation:\n  sites: false\n  dataset: " << quoted(test) << "\n";
+  y << "evaluation:\n  sites: false\n  dataset: " << quoted(test) << "\n"
+    << "  centroid_protocol: " << reid::to_string(c.centroid_protocol) << "\n";
   return y.str();
 }
 
@@ -306,6 +311,7 @@ std::vector<RoundSummary> read_rounds(const fs::path& metrics) {
       if (e.contains("centroid")) {
         s.centroid_map = e.at("centroid").at("mAP");
         s.centroid_rank1 = e.at("centroid").at("rank1");
+        s.centroid_protocol = e.at("centroid").at("protocol");
       }
     }
     rounds.push_back(std::move(s));
@@ -480,7 +486,7 @@ FederationResult run_federation(const SimConfig& c, const Population& pop, const
   double ssim_sum = 0, psnr_sum = 0;
   for (const auto& site : pop.sites) {
     double s = 0, p = 0;
-    mean_quality(run_dir / "sites" / site.site_id / "store", s, p);
+    mean_quality(run_dir / "sites" / site.site_id / "state", s, p);
     ssim_sum += s;
     psnr_sum += p;
   }

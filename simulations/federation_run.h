@@ -26,6 +26,7 @@ struct RoundSummary {
   int attempts = 1;
   double map = 0, rank1 = 0;                    // instance retrieval
   double centroid_map = 0, centroid_rank1 = 0;  // centroid retrieval (identity means)
+  std::string centroid_protocol;                // the protocol of those two (reference, ...)
   std::optional<double> train_loss;
   std::vector<std::string> accepted;
   std::vector<std::pair<std::string, std::string>> rejected;  // site, reason

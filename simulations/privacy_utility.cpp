@@ -145,7 +145,8 @@ nlohmann::json privacy_utility_rows(const SimConfig& c, const Population& pop, c
     nlohmann::json row = {
         {"method", runs[i].name},
         {"T_u", {{"mAP", f.map}, {"rank1", f.rank1}, {"centroid_mAP", f.centroid_map},
-                 {"centroid_rank1", f.centroid_rank1}}},
+                 {"centroid_rank1", f.centroid_rank1},
+                 {"centroid_protocol", f.centroid_protocol}}},
         {"T_p", {{"mAP", tp_map}, {"rank1", tp_rank1}, {"valid_queries", valid},
                  {"total_queries", total}}},
         {"attribute_attack", {{"mean_f1", f1 / samples}, {"samples", samples}}},

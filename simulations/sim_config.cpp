@@ -162,6 +162,11 @@ SimConfig parse_sim_config(const std::string& yaml, const fs::path& file) {
       c.max_delta_norm = bound;
     }
     f.get("deidentify_test", c.deidentify_test);
+    std::string protocol = reid::to_string(c.centroid_protocol);
+    f.get_choice("centroid_protocol", protocol,
+                 std::vector<std::string>(std::begin(reid::kCentroidProtocolNames),
+                                          std::end(reid::kCentroidProtocolNames)));
+    c.centroid_protocol = reid::parse_centroid_protocol(protocol);
     f.finish();
   }
 
@@ -334,7 +339,8 @@ std::string format_sim_config(const SimConfig& c) {
     << "  max_attempts: " << c.max_attempts << "\n"
     << "  strategy: " << c.strategy.to_json().dump() << "\n";
   if (c.max_delta_norm) y << "  max_delta_norm: " << number(*c.max_delta_norm) << "\n";
-  y << "  deidentify_test: " << (c.deidentify_test ? "true" : "false") << "\n";
+  y << "  deidentify_test: " << (c.deidentify_test ? "true" : "false") << "\n"
+    << "  centroid_protocol: " << reid::to_string(c.centroid_protocol) << "\n";
   if (c.experiment == Experiment::kFederation)
     y << "deid:\n" << indent_lines(deid::format_method_spec(c.deid), "  ", "  ");
   if (!c.methods.empty()) {

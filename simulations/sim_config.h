@@ -15,6 +15,7 @@
 #include "aggregator/strategy.h"
 #include "core/deid/method_factory.h"
 #include "core/profile/profile.h"
+#include "core/reid/centroid_protocol.h"
 #include "simulations/partition.h"
 
 namespace ppreid::sim {
@@ -113,6 +114,9 @@ struct SimConfig {
   agg::StrategyConfig strategy;
   std::optional<double> max_delta_norm;
   bool deidentify_test = true;  // the held-out split is de-identified like the sites' data
+  // federation.centroid_protocol: how the aggregator's held-out evaluation computes the centroid
+  // figures (reference: centroids-reid, comparable with the papers; see core/reid/centroids.h).
+  reid::CentroidProtocol centroid_protocol = reid::CentroidProtocol::kReference;
 
   deid::MethodSpec deid;              // experiment federation
   std::vector<NamedMethod> methods;   // experiment privacy-utility

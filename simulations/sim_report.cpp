@@ -43,6 +43,9 @@ Table population_table(const nlohmann::json& population) {
 Table runs_table(const std::vector<FederationResult>& runs) {
   Table t;
   t.caption = "Global model on the held-out test split after the last round";
+  if (!runs.empty() && !runs.front().final_round().centroid_protocol.empty())
+    t.caption +=
+        " (centroid retrieval: " + runs.front().final_round().centroid_protocol + " protocol)";
   t.header = {"run", "method", "rounds", "mAP", "Rank-1", "centroid mAP", "centroid Rank-1",
               "SSIM of de-identified"};
   for (const auto& r : runs) {
@@ -117,7 +120,11 @@ Table privacy_utility_table(const nlohmann::json& rows) {
 
 Table dp_sweep_table(const nlohmann::json& rows) {
   Table t;
-  t.caption = "Image DP: retrieval of the federated model vs epsilon (instance and centroid)";
+  t.caption = "Image DP: retrieval of the federated model vs epsilon (instance and centroid";
+  t.caption +=
+      rows.empty() || !rows.front().contains("centroid_protocol")
+          ? std::string(")")
+          : ", " + rows.front().at("centroid_protocol").get<std::string>() + " centroid protocol)";
   t.header = {"preset", "epsilon", "mAP", "Rank-1", "centroid mAP", "centroid Rank-1", "SSIM"};
   for (const auto& r : rows)
     t.rows.push_back({r.at("preset"), format_general(r.at("epsilon")), format_fixed(r.at("mAP"), 3),

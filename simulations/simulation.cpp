@@ -252,8 +252,8 @@ SimulationResult run_simulation(const SimConfig& config, const fs::path& out,
     result.runs.push_back(run_federation(c, pop, keys, run, dir, fo));
     run_dirs.push_back(dir);
     const auto& f = result.runs.back().final_round();
-    spdlog::info("run '{}' done: global mAP {:.4f}, rank-1 {:.4f} (centroid {:.4f} / {:.4f})",
-                 run.name, f.map, f.rank1, f.centroid_map, f.centroid_rank1);
+    spdlog::info("run '{}' done: global mAP {:.4f}, rank-1 {:.4f} (centroid {:.4f} / {:.4f}, {})",
+                 run.name, f.map, f.rank1, f.centroid_map, f.centroid_rank1, f.centroid_protocol);
   }
 
   nlohmann::json summary = {{"name", c.name},
@@ -287,6 +287,7 @@ SimulationResult run_simulation(const SimConfig& config, const fs::path& out,
                       {"rank1", f.rank1},
                       {"centroid_mAP", f.centroid_map},
                       {"centroid_rank1", f.centroid_rank1},
+                      {"centroid_protocol", f.centroid_protocol},
                       {"ssim", fr.deid_ssim},
                       {"psnr", fr.deid_psnr}});
     }

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "core/data/dataset.h"
+#include "core/reid/centroid_protocol.h"
 #include "core/reid/checkpoint.h"
 #include "core/reid/distance.h"
 #include "core/reid/feature_eval.h"
@@ -82,6 +83,7 @@ void run_train(const TrainArgs& a) {
 struct EvalArgs {
   std::string model, data, features, metric = "euclidean";
   bool centroids = false;
+  std::string centroid_protocol = "reference";
   bool json = false;
   int threads = 0;
   int batch_size = 128;
@@ -93,7 +95,8 @@ void run_eval(const EvalArgs& a) {
   nlohmann::json result;
   if (!a.features.empty()) {
     if (!a.data.empty()) throw UsageError("--data goes with --model, not with --features");
-    result = evaluate_feature_dir(a.features, parse_metric(a.metric), a.centroids);
+    result = evaluate_feature_dir(a.features, parse_metric(a.metric), a.centroids,
+                                  parse_centroid_protocol(a.centroid_protocol));
   } else {
     if (a.data.empty()) throw UsageError("--model needs --data DIR (the query/gallery to rank)");
     tensor::configure_torch_threads(a.threads);
@@ -102,11 +105,14 @@ void run_eval(const EvalArgs& a) {
     data::Dataset dataset = data::load_dataset(a.data);
     data::EvalLoaderOptions options;
     options.batch_size = a.batch_size;
-    result = evaluate_model(model, dataset, test_transform(info), a.metric, a.centroids, options);
+    result = evaluate_model(model, dataset, test_transform(info), a.metric, a.centroids, options,
+                            nullptr, parse_centroid_protocol(a.centroid_protocol));
   }
   // The headline numbers at the top level: centroid retrieval when asked for, else instance.
   nlohmann::json out = result.contains("centroid") ? result["centroid"] : result["instance"];
   out["retrieval"] = result.contains("centroid") ? "centroid" : "instance";
+  // The headline figures depend on the protocol: name it beside them.
+  if (result.contains("centroid")) out["centroid_protocol"] = result["centroid"]["protocol"];
   out["instance"] = result["instance"];
   if (result.contains("centroid")) out["centroid"] = result["centroid"];
   if (a.json) {
@@ -119,7 +125,11 @@ void run_eval(const EvalArgs& a) {
                 m["rank10"].get<double>(), m["mINP"].get<double>(), m["valid_queries"].get<int>());
   };
   line("instance", result["instance"]);
-  if (result.contains("centroid")) line("centroid", result["centroid"]);
+  if (result.contains("centroid")) {
+    line("centroid", result["centroid"]);
+    std::printf("  (centroid protocol: %s)\n",
+                result["centroid"]["protocol"].get<std::string>().c_str());
+  }
 }
 
 struct WeightsArgs {
@@ -151,8 +161,16 @@ void register_reid_commands(CLI::App& app) {
   eval->add_option("--data", e->data, "Dataset with query/ and bounding_box_test/");
   eval->add_option("--features", e->features,
                    "Directory with query.csv and gallery.csv (pid,camid,f_1,...,f_d)");
-  eval->add_flag("--centroids", e->centroids,
-                 "Centroid retrieval (per identity and query camera) besides instance retrieval");
+  CLI::Option* centroids = eval->add_flag(
+      "--centroids", e->centroids,
+      "Centroid retrieval (per identity and query camera) besides instance retrieval");
+  eval->add_option("--centroid-protocol", e->centroid_protocol,
+                   "With --centroids: reference (centroids-reid, comparable with the papers; "
+                   "default), strict (distractors and gallery-only identities stay, the query "
+                   "camera's images of everyone are removed) or all-cameras (optimistic)")
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(kCentroidProtocolNames),
+                                                     std::end(kCentroidProtocolNames))))
+      ->needs(centroids);
   eval->add_option("--metric", e->metric, "euclidean or cosine")
       ->check(CLI::IsMember({"euclidean", "cosine"}));
   eval->add_option("--threads", e->threads, "LibTorch threads (0 = all cores)")

@@ -10,7 +10,8 @@
 namespace ppreid::reid {
 namespace fs = std::filesystem;
 
-nlohmann::json evaluate_feature_dir(const fs::path& dir, Metric metric, bool centroids) {
+nlohmann::json evaluate_feature_dir(const fs::path& dir, Metric metric, bool centroids,
+                                    CentroidProtocol protocol) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     throw Error("feature directory '" + dir.string() +
@@ -31,10 +32,14 @@ nlohmann::json evaluate_feature_dir(const fs::path& dir, Metric metric, bool cen
   out["instance"] = evaluate_features(query.features, query.pids, query.camids, gallery.features,
                                       gallery.pids, gallery.camids, metric)
                         .to_json();
-  if (centroids)
-    out["centroid"] = evaluate_centroids(query.features, query.pids, query.camids, gallery.features,
-                                         gallery.pids, gallery.camids, metric)
-                          .to_json();
+  if (centroids) {
+    CentroidOptions options;
+    options.protocol = protocol;
+    out["centroid"] = centroid_metrics_json(
+        evaluate_centroids(query.features, query.pids, query.camids, gallery.features, gallery.pids,
+                           gallery.camids, metric, options),
+        protocol);
+  }
   return out;
 }
 

@@ -71,17 +71,21 @@ data::TransformOptions test_transform(const CheckpointInfo& info) {
 nlohmann::json evaluate_model(ReidModel& model, const data::Dataset& dataset,
                               const data::TransformOptions& transform, const std::string& metric,
                               bool centroids, data::EvalLoaderOptions options,
-                              dist::Communicator* comm) {
+                              dist::Communicator* comm, CentroidProtocol centroid_protocol) {
   FeatureSet q = extract_features(model, dataset.root, dataset.query, transform, options, comm);
   FeatureSet g = extract_features(model, dataset.root, dataset.gallery, transform, options, comm);
   Metric m = parse_metric(metric);
   nlohmann::json result = {{"instance", evaluate_features(q.features, q.pids, q.camids, g.features,
                                                           g.pids, g.camids, m)
                                             .to_json()}};
-  if (centroids)
+  if (centroids) {
+    CentroidOptions centroid_options;
+    centroid_options.protocol = centroid_protocol;
     result["centroid"] =
-        evaluate_centroids(q.features, q.pids, q.camids, g.features, g.pids, g.camids, m)
-            .to_json();
+        centroid_metrics_json(evaluate_centroids(q.features, q.pids, q.camids, g.features, g.pids,
+                                                 g.camids, m, centroid_options),
+                              centroid_protocol);
+  }
   return result;
 }
 

@@ -7,6 +7,7 @@
 #include "core/data/dataset.h"
 #include "core/data/loader.h"
 #include "core/distributed/communicator.h"
+#include "core/reid/centroid_protocol.h"
 #include "core/reid/checkpoint.h"
 #include "core/reid/feature_files.h"
 #include "core/reid/model.h"
@@ -34,11 +35,13 @@ FeatureSet extract_features(ReidModel& model, const std::filesystem::path& root,
 data::TransformOptions test_transform(const CheckpointInfo& info);
 
 // Instance and (optionally) centroid retrieval of the model on the dataset's query/gallery:
-// {"instance": {...}, "centroid": {...}} as RetrievalMetrics::to_json(). With `comm`, the
-// features are extracted in shards and gathered (see above); every rank gets the metrics.
+// {"instance": {...}, "centroid": {..., "protocol": "reference"}} as RetrievalMetrics::to_json()
+// (centroid_metrics_json, under `centroid_protocol`). With `comm`, the features are extracted in
+// shards and gathered (see above); every rank gets the metrics.
 nlohmann::json evaluate_model(ReidModel& model, const data::Dataset& dataset,
                               const data::TransformOptions& transform, const std::string& metric,
                               bool centroids, data::EvalLoaderOptions options = {},
-                              dist::Communicator* comm = nullptr);
+                              dist::Communicator* comm = nullptr,
+                              CentroidProtocol centroid_protocol = CentroidProtocol::kReference);
 
 }  // namespace ppreid::reid

@@ -60,6 +60,13 @@ TrainConfig parse(util::ConfigReader root, const std::string& source) {
   auto eval = root.section("eval");
   eval.get_choice("metric", c.eval.metric, {"euclidean", "cosine"});
   eval.get("centroids", c.eval.centroids);
+  {
+    std::string protocol = to_string(c.eval.centroid_protocol);
+    eval.get_choice("centroid_protocol", protocol,
+                    std::vector<std::string>(std::begin(kCentroidProtocolNames),
+                                             std::end(kCentroidProtocolNames)));
+    c.eval.centroid_protocol = parse_centroid_protocol(protocol);
+  }
   eval.get("every", c.eval.every, 0, 100000);
   eval.get("batch_size", c.eval.batch_size, 1, 4096);
   eval.finish();

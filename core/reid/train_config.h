@@ -6,6 +6,7 @@
 
 #include "core/profile/profile.h"
 #include "core/reid/backbone_options.h"
+#include "core/reid/centroid_protocol.h"
 #include "core/reid/loss_options.h"
 
 namespace ppreid::reid {
@@ -30,6 +31,9 @@ struct ScheduleOptions {
 struct EvalOptions {
   std::string metric = "euclidean";  // euclidean | cosine
   bool centroids = true;             // also report centroid retrieval
+  // eval.centroid_protocol: reference (centroids-reid, comparable with the papers) | strict |
+  // all-cameras; see core/reid/centroids.h.
+  CentroidProtocol centroid_protocol = CentroidProtocol::kReference;
   int every = 0;                     // evaluate every N epochs (0: only after the last one)
   int batch_size = 128;
 };

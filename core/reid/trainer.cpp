@@ -191,7 +191,8 @@ TrainSummary train_model(const TrainConfig& config, const data::Dataset& dataset
       eval_opts.batch_size = config.eval.batch_size;
       eval_opts.workers = profile.loader.workers;
       info.metrics = evaluate_model(model, dataset, profile.transform, config.eval.metric,
-                                    config.eval.centroids, eval_opts, comm);
+                                    config.eval.centroids, eval_opts, comm,
+                                    config.eval.centroid_protocol);
       line["eval"] = info.metrics;
       summary.metrics = info.metrics;
       spdlog::info("epoch {}: mAP {:.4f} rank1 {:.4f}{}", epoch + 1,

@@ -328,6 +328,9 @@ TEST_F(DaemonTest, ConfigMistakesNameTheKey) {
       {"strategy", "evaluation:", "strategy: {name: fedmagic}\nevaluation:", "fedmagic"},
       {"no key", "secret_key: keys/aggregator.key, ", "", "security.secret_key"},
       {"timeout", "round_timeout: 30", "round_timeout: -1", "sites.round_timeout"},
+      {"centroid protocol", "evaluation: {sites: false}",
+       "evaluation: {sites: false, centroid_protocol: paper}",
+       "key 'evaluation.centroid_protocol': 'paper' is not one of: reference, strict"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -337,6 +340,12 @@ TEST_F(DaemonTest, ConfigMistakesNameTheKey) {
     text.replace(at, c.from.size(), c.to);
     EXPECT_THAT(::ppreid::testing::error_of([&] { config(text); }), HasSubstr(c.says));
   }
+  // evaluation.centroid_protocol overrides the model config's eval.centroid_protocol.
+  EXPECT_EQ(config(good).model.eval.centroid_protocol, reid::CentroidProtocol::kReference);
+  std::string strict = good;
+  strict.replace(strict.find("evaluation: {sites: false}"), 26,
+                 "evaluation: {sites: false, centroid_protocol: strict}");
+  EXPECT_EQ(config(strict).model.eval.centroid_protocol, reid::CentroidProtocol::kStrict);
   // The tiny model (1.2 MB) cannot travel under a 1 MB message limit: refused at start.
   EXPECT_THAT(::ppreid::testing::error_of(
                   [&] { Aggregator a(config(yaml(1, 1, 1, "transport: {max_message_mb: 1}\n"))); }),

@@ -68,6 +68,10 @@ INSTANTIATE_TEST_SUITE_P(
         CliCase{"eval --json", 2, "either --model"},
         CliCase{"eval --model /nonexistent/ckpt --data x", 1, "not a ppreid checkpoint"},
         CliCase{"eval --features /nonexistent/feats", 1, "query.csv"},
+        CliCase{"eval --features x --centroids --centroid-protocol paper", 2,
+                "--centroid-protocol: paper not in {reference,strict,all-cameras}"},
+        CliCase{"eval --features x --centroid-protocol strict", 2,
+                "--centroid-protocol requires --centroids"},
         CliCase{"weights import x.pt --arch vgg --out y", 2, "--arch"},
         CliCase{"privacy", 2, "error:"},
         CliCase{"privacy pu-score --utility 0.6 --privacy 0.3", 0,
@@ -204,6 +208,34 @@ TEST(Cli, EvalFeaturesRejectsMismatchedDimensionsAndNan) {
   EXPECT_DOUBLE_EQ(j["rank1"].get<double>(), 0.5);
   EXPECT_DOUBLE_EQ(j["mAP"].get<double>(), 0.75);
   EXPECT_EQ(j["valid_queries"], 2);
+}
+
+TEST(Cli, EvalFeaturesCentroidsMatchesTheReference) {
+  // `ppreid eval --features DIR --centroids --json` on the random case of
+  // tests/reference/eval_centroids_reference.py: the default protocol gives the NumPy figures.
+  testing::TempDir dir;
+  const testing::CentroidReferenceCase c = testing::make_centroid_reference_case();
+  reid::write_feature_csv(dir / "query.csv", c.query);
+  reid::write_feature_csv(dir / "gallery.csv", c.gallery);
+  RunResult r = run("eval --features " + dir.path().string() + " --centroids --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto& want = testing::kCentroidReference;
+  EXPECT_EQ(j["retrieval"], "centroid");
+  EXPECT_EQ(j["centroid_protocol"], "reference");
+  EXPECT_EQ(j["valid_queries"].get<int>(), want.valid_queries);
+  EXPECT_NEAR(j["mAP"].get<double>(), want.map, 1e-6);
+  EXPECT_NEAR(j["mINP"].get<double>(), want.minp, 1e-6);
+  EXPECT_NEAR(j["rank1"].get<double>(), want.cmc[0], 1e-6);
+  EXPECT_NEAR(j["rank5"].get<double>(), want.cmc[4], 1e-6);
+  EXPECT_NEAR(j["rank10"].get<double>(), want.cmc[9], 1e-6);
+  // The strict protocol on the same files is another figure, and says so.
+  r = run("eval --features " + dir.path().string() +
+          " --centroids --centroid-protocol strict --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto strict = nlohmann::json::parse(r.out);
+  EXPECT_EQ(strict["centroid_protocol"], "strict");
+  EXPECT_NE(strict["mAP"].get<double>(), j["mAP"].get<double>());
 }
 
 }  // namespace

@@ -92,6 +92,16 @@ struct BadCase {
   const char* message;
 };
 
+TEST(SimConfigTest, CentroidProtocolDefaultsToTheReferenceAndReadsBack) {
+  EXPECT_EQ(parse(base()).centroid_protocol, reid::CentroidProtocol::kReference);
+  const SimConfig strict =
+      parse("name: t\ndata: {profile: ../tiny.yaml}\npartition: {kind: identity, sites: 2}\n"
+            "federation: {model: ../train/tiny.yaml, rounds: 1, centroid_protocol: strict}\n"
+            "deid: {method: none}\n");
+  EXPECT_EQ(strict.centroid_protocol, reid::CentroidProtocol::kStrict);
+  EXPECT_EQ(parse(format_sim_config(strict)).centroid_protocol, reid::CentroidProtocol::kStrict);
+}
+
 TEST(SimConfigTest, MistakesAreNamedWithTheirKeyAndLine) {
   const std::vector<BadCase> cases = {
       {"no name", "data: {profile: ../tiny.yaml}\n", "key 'name'"},
@@ -125,6 +135,11 @@ TEST(SimConfigTest, MistakesAreNamedWithTheirKeyAndLine) {
        "used twice"},
       {"methods not a list", base("experiment: privacy-utility\nmethods: {name: a}\n"),
        "expected a list"},
+      {"unknown centroid protocol",
+       "name: t\ndata: {profile: ../tiny.yaml}\npartition: {kind: identity, sites: 2}\n"
+       "federation: {model: ../train/tiny.yaml, centroid_protocol: paper}\ndeid: {method: none}\n",
+       "key 'federation.centroid_protocol': 'paper' is not one of: reference, strict, "
+       "all-cameras"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);

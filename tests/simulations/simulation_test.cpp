@@ -81,6 +81,8 @@ TEST_F(TinySimulationTest, TheSummaryHasEveryField) {
       EXPECT_GT(v, 0.0) << key;  // a trained model retrieves something on 12 test identities
       EXPECT_LE(v, 1.0) << key;
     }
+    // The centroid figures name their protocol: the default, centroids-reid's.
+    EXPECT_EQ(round.at("centroid_protocol"), "reference");
     EXPECT_EQ(round.at("accepted").size(), 2u);
     EXPECT_TRUE(round.at("rejected").empty());
   }

@@ -11,6 +11,7 @@
 #include "core/reid/distance.h"
 #include "core/util/error.h"
 #include "tests/support/errors.h"
+#include "tests/support/lcg.h"
 #include "tests/support/tensors.h"
 
 namespace ppreid::reid {
@@ -245,19 +246,8 @@ TEST(Evaluation, FeaturesUseSquaredEuclideanRanking) {
 // ---------------------------------------------------------------------------------------------
 // Reference values from an independent NumPy implementation of torchreid's eval_market1501
 
-// The 64-bit LCG of tests/reference/eval_market1501_reference.py (Knuth's MMIX constants).
-class Lcg {
- public:
-  explicit Lcg(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    state_ = state_ * 6364136223846793005ULL + 1442695040888963407ULL;
-    return state_ >> 33;
-  }
-  int below(int n) { return static_cast<int>(next() % static_cast<uint64_t>(n)); }
-
- private:
-  uint64_t state_;
-};
+// The 64-bit LCG of tests/reference/eval_market1501_reference.py.
+using testing::Lcg;
 
 struct ReferenceCase {
   torch::Tensor distmat;

@@ -10,6 +10,7 @@
 
 #include "core/reid/feature_eval.h"
 #include "core/util/error.h"
+#include "tests/support/centroid_reference_case.h"
 #include "tests/support/temp_dir.h"
 
 namespace ppreid::reid {
@@ -106,14 +107,41 @@ TEST(FeatureFile, WriterRejectsNanAndMismatchedLabels) {
 TEST(FeatureFile, EvaluateDirectory) {
   testing::TempDir dir;
   // Query pid 1 cam 0 at (0,0); gallery: pid 1 cam 1 at (3,0), a distractor at (0.5,0) ranks
-  // first. The normalized centroid (1,0) is still behind the distractor.
+  // first for instance retrieval. Centroids, strict: the normalized centroid (1,0) is still
+  // behind the distractor (AP 1/2); reference (the default): the distractor has no query, so
+  // no centroid, and pid 1's centroid is alone (AP 1).
   write_text(dir / "query.csv", "1,0,0,0\n");
   write_text(dir / "gallery.csv", "1,1,3,0\n0,1,0.5,0\n");
   nlohmann::json j = evaluate_feature_dir(dir.path(), Metric::kEuclidean, true);
   EXPECT_DOUBLE_EQ(j.at("instance").at("mAP").get<double>(), 0.5);
-  EXPECT_DOUBLE_EQ(j.at("centroid").at("mAP").get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(j.at("centroid").at("mAP").get<double>(), 1.0);
+  EXPECT_EQ(j.at("centroid").at("protocol"), "reference");
   EXPECT_EQ(j.at("instance").at("valid_queries").get<int>(), 1);
+  nlohmann::json strict =
+      evaluate_feature_dir(dir.path(), Metric::kEuclidean, true, CentroidProtocol::kStrict);
+  EXPECT_DOUBLE_EQ(strict.at("centroid").at("mAP").get<double>(), 0.5);
+  EXPECT_EQ(strict.at("centroid").at("protocol"), "strict");
   EXPECT_FALSE(evaluate_feature_dir(dir.path(), Metric::kCosine, false).contains("centroid"));
+}
+
+TEST(FeatureFile, EvaluateDirectoryMatchesTheNumpyCentroidReference) {
+  // The random case of tests/reference/eval_centroids_reference.py, through the CSV files: the
+  // default protocol reproduces the script's figures (they are listed with the case).
+  testing::TempDir dir;
+  const testing::CentroidReferenceCase c = testing::make_centroid_reference_case();
+  write_feature_csv(dir / "query.csv", c.query);
+  write_feature_csv(dir / "gallery.csv", c.gallery);
+  const nlohmann::json j = evaluate_feature_dir(dir.path(), Metric::kEuclidean, true);
+  const nlohmann::json& m = j.at("centroid");
+  const auto& want = testing::kCentroidReference;
+  EXPECT_EQ(m.at("protocol"), "reference");
+  EXPECT_EQ(m.at("valid_queries").get<int>(), want.valid_queries);
+  EXPECT_EQ(m.at("total_queries").get<int>(), want.total_queries);
+  EXPECT_NEAR(m.at("mAP").get<double>(), want.map, 1e-6);
+  EXPECT_NEAR(m.at("mINP").get<double>(), want.minp, 1e-6);
+  EXPECT_NEAR(m.at("rank1").get<double>(), want.cmc[0], 1e-6);
+  EXPECT_NEAR(m.at("rank5").get<double>(), want.cmc[4], 1e-6);
+  EXPECT_NEAR(m.at("rank10").get<double>(), want.cmc[9], 1e-6);
 }
 
 TEST(FeatureFile, EvaluateDirectoryErrors) {

@@ -41,6 +41,17 @@ TEST(TrainConfig, LossWeightZeroSwitchesItOff) {
   EXPECT_DOUBLE_EQ(c.loss.weights.centroid, 0.5);
 }
 
+TEST(TrainConfig, CentroidProtocolDefaultsToTheReference) {
+  EXPECT_EQ(parse_train_config("eval:\n  every: 0\n", "t.yaml").eval.centroid_protocol,
+            CentroidProtocol::kReference);
+  EXPECT_EQ(parse_train_config("eval:\n  centroid_protocol: strict\n", "t.yaml")
+                .eval.centroid_protocol,
+            CentroidProtocol::kStrict);
+  EXPECT_EQ(parse_train_config("eval:\n  centroid_protocol: all-cameras\n", "t.yaml")
+                .eval.centroid_protocol,
+            CentroidProtocol::kAllCameras);
+}
+
 struct BadTrainConfig {
   std::string yaml;
   std::string expected;
@@ -72,6 +83,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadTrainConfig{"schedule:\n  epochs: 0\n", "key 'schedule.epochs'"},
         BadTrainConfig{"loader:\n  k: 1\n", "key 'loader.k': triplet and centroid losses need k >= 2"},
         BadTrainConfig{"eval:\n  metric: manhattan\n", "key 'eval.metric'"},
+        BadTrainConfig{"eval:\n  centroid_protocol: paper\n",
+                       "bad.yaml:2: key 'eval.centroid_protocol': 'paper' is not one of: "
+                       "reference, strict, all-cameras"},
         BadTrainConfig{"optimizer:\n  lr: fast\n", "key 'optimizer.lr': expected a number"}));
 
 }  // namespace
