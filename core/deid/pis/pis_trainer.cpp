@@ -314,6 +314,10 @@ PisTrainSummary train_pis(const PisConfig& config_in, const data::Dataset& datas
 
   int step = 0;
   std::string metrics_lines;
+  // The running loss sums of the log window [kl, rec, cycle, app] and its step count: saved with
+  // the checkpoint, so a run stopped inside a window logs the same averages once resumed.
+  double sums[4] = {0, 0, 0, 0};
+  int window = 0;
   if (options.resume) {
     fs::path d = pis_checkpoint_dir(ckpt_dir);
     PisModelInfo saved = read_pis_info(ckpt_dir);
@@ -330,6 +334,12 @@ PisTrainSummary train_pis(const PisConfig& config_in, const data::Dataset& datas
     archive.load_from((d / "training.pt").string());
     archive.read("optimizer", opt_archive);
     optimizer.load(opt_archive);
+    torch::Tensor saved_window;
+    if (archive.try_read("loss_window", saved_window)) {  // absent in older checkpoints
+      auto w = saved_window.accessor<double, 1>();
+      for (int i = 0; i < 4; ++i) sums[i] = w[i];
+      window = static_cast<int>(w[4]);
+    }
     step = saved.step;
     info.metrics = saved.metrics;
     // Keep only the lines of steps the checkpoint contains: later ones will be redone.
@@ -353,6 +363,9 @@ PisTrainSummary train_pis(const PisConfig& config_in, const data::Dataset& datas
       torch::serialize::OutputArchive archive, opt_archive;
       optimizer.save(opt_archive);
       archive.write("optimizer", opt_archive);
+      archive.write("loss_window",
+                    torch::tensor({sums[0], sums[1], sums[2], sums[3], double(window)},
+                                  torch::kDouble));
       archive.save_to(file.string());
     });
     util::write_file_atomic(options.out / "metrics.jsonl", metrics_lines);
@@ -369,8 +382,6 @@ PisTrainSummary train_pis(const PisConfig& config_in, const data::Dataset& datas
                                             : total_steps;
   util::Progress progress(end_step - step, "pis", "step");
   auto started = std::chrono::steady_clock::now();
-  double sums[4] = {0, 0, 0, 0};
-  int window = 0;
   net->train();
   for (; step < end_step; ++step) {
     const int stage = step < config.train.stage1_steps ? 1 : 2;
