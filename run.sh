@@ -86,7 +86,7 @@ demo() {
 
 # `ppreid simulate` with configs/sim/demo.yaml: 3 municipalities as sites (threads of one process,
 # the real site and aggregator code over CURVE loopback), image DP, 6 rounds, then iDLG replayed
-# on what site-1 would share. Ends with the summary table and the path of report.html.
+# on a fresh LeNet's one-image update of site-1's data (issue 22: the real updates). Ends with the summary table and the path of report.html.
 simulation() {
   local out=demo-run/sim bin=./build/ppreid
   say "simulated federation: ppreid simulate --config configs/sim/demo.yaml --out $out"

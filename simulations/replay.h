@@ -1,9 +1,10 @@
 #pragma once
 
-// Gradient-inversion replay: what an honest-but-curious aggregator can recover from the updates a
-// site shares. A real site-side client sends the update over a real CURVE ZeroMQ channel to a
-// real aggregator-side socket; the attacker decodes exactly the bytes that arrived and runs
-// iDLG/DLG (core/attacks) on them.
+// Gradient-inversion replay: what an honest-but-curious aggregator could recover from an update
+// of one image. A fresh attack model (not the federation's model, and not its multi-image
+// updates: issue #22) computes the update of one de-identified image; a real site-side client
+// sends it over a real CURVE ZeroMQ channel to a real aggregator-side socket; the attacker
+// decodes exactly the bytes that arrived and runs iDLG/DLG (core/attacks) on them.
 //  - FedSGD: the site shares the gradient of one image's loss; the attacker matches it directly.
 //  - FedAvg: the site runs `local_steps` SGD steps with `local_lr` and shares its new weights; the
 //    attacker matches (weights before - after) / (lr * steps), the average gradient.
