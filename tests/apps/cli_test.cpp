@@ -65,6 +65,11 @@ INSTANTIATE_TEST_SUITE_P(
         CliCase{"train --data x --out y --backend mpi", 2, "--backend"},
         CliCase{"train --data x --out y --dist-timeout 0", 2, "--dist-timeout"},
         CliCase{"site --config x --world-size 0", 2, "--world-size must be at least 1"},
+        // A seeded site store is reproducible by anyone with the seed: refused without the
+        // config's confirmation (the shipped config has none).
+        CliCase{"site --config " PPREID_SOURCE_DIR "/configs/site.yaml --seed 3", 2,
+                "unless '" PPREID_SOURCE_DIR "/configs/site.yaml' says "
+                "deid.reproducible_for_experiments: true"},
         CliCase{"eval --json", 2, "either --model"},
         CliCase{"eval --model /nonexistent/ckpt --data x", 1, "not a ppreid checkpoint"},
         CliCase{"eval --features /nonexistent/feats", 1, "query.csv"},
