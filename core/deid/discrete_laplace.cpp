@@ -245,10 +245,12 @@ namespace {
 // value cost 4x the throughput. Ties (the word's low bits equal the threshold's top part,
 // p ~ 2^-24 or less) are only noted in the loop and settled by a second look at the block, so
 // `in` must not overlap `out` (apply() copies the levels first).
-template <int kBits, typename Cell>
+template <int kBits, int kShift, typename Cell>
 void release_alias(const Cell* cells, const std::uint32_t* keep_lo, const std::uint8_t* in,
-                   const std::uint32_t* words, std::size_t n, int shift, std::uint8_t half,
-                   std::uint8_t* out, util::RandomSource& ties) {
+                   const std::uint32_t* words, std::size_t n, int runtime_shift,
+                   std::uint8_t half, std::uint8_t* out, util::RandomSource& ties) {
+  // The two shifts image DP uses (8 - bits when rendering, 0 for levels) are constants here.
+  const int shift = kShift >= 0 ? kShift : runtime_shift;
   constexpr int kLow = 32 - kBits;
   constexpr std::uint32_t kMask = (std::uint32_t{1} << kLow) - 1;
   constexpr std::size_t kBlock = 1024;
@@ -277,6 +279,17 @@ void release_alias(const Cell* cells, const std::uint32_t* keep_lo, const std::u
   }
 }
 
+template <int kBits, typename Cell>
+void release_bits(const Cell* cells, const std::uint32_t* keep_lo, const std::uint8_t* in,
+                  const std::uint32_t* words, std::size_t n, int shift, std::uint8_t half,
+                  std::uint8_t* out, util::RandomSource& ties) {
+  if (shift == 8 - kBits)
+    return release_alias<kBits, 8 - kBits>(cells, keep_lo, in, words, n, shift, half, out, ties);
+  if (shift == 0)
+    return release_alias<kBits, 0>(cells, keep_lo, in, words, n, shift, half, out, ties);
+  release_alias<kBits, -1>(cells, keep_lo, in, words, n, shift, half, out, ties);
+}
+
 }  // namespace
 
 void ClampedLaplaceTable::release_rendered(const std::uint8_t* in, const std::uint32_t* words,
@@ -290,14 +303,14 @@ void ClampedLaplaceTable::release_rendered(const std::uint8_t* in, const std::ui
   const Cell* c = cells_.data();
   const std::uint32_t* lo = keep_lo_.data();
   switch (bits_) {
-    case 1: return release_alias<1>(c, lo, in, words, n, shift, half, out, ties);
-    case 2: return release_alias<2>(c, lo, in, words, n, shift, half, out, ties);
-    case 3: return release_alias<3>(c, lo, in, words, n, shift, half, out, ties);
-    case 4: return release_alias<4>(c, lo, in, words, n, shift, half, out, ties);
-    case 5: return release_alias<5>(c, lo, in, words, n, shift, half, out, ties);
-    case 6: return release_alias<6>(c, lo, in, words, n, shift, half, out, ties);
-    case 7: return release_alias<7>(c, lo, in, words, n, shift, half, out, ties);
-    default: return release_alias<8>(c, lo, in, words, n, shift, half, out, ties);
+    case 1: return release_bits<1>(c, lo, in, words, n, shift, half, out, ties);
+    case 2: return release_bits<2>(c, lo, in, words, n, shift, half, out, ties);
+    case 3: return release_bits<3>(c, lo, in, words, n, shift, half, out, ties);
+    case 4: return release_bits<4>(c, lo, in, words, n, shift, half, out, ties);
+    case 5: return release_bits<5>(c, lo, in, words, n, shift, half, out, ties);
+    case 6: return release_bits<6>(c, lo, in, words, n, shift, half, out, ties);
+    case 7: return release_bits<7>(c, lo, in, words, n, shift, half, out, ties);
+    default: return release_bits<8>(c, lo, in, words, n, shift, half, out, ties);
   }
 }
 
