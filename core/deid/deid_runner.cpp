@@ -417,7 +417,6 @@ DeidReport deidentify_dataset(Deidentifier& method, const DeidRunOptions& option
     }
     if (options.report->has_parent_path()) fs::create_directories(options.report->parent_path());
     util::write_file_atomic(*options.report, q.dump(2) + "\n");
-    report.quality = std::move(q);
   }
   if (seeded)
     spdlog::warn("seeded run: '{}' is marked \"private\": false; the seed regenerates the noise, "

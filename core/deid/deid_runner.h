@@ -22,7 +22,6 @@ struct DeidRunOptions {
 
 struct DeidReport {
   nlohmann::json manifest;  // what deid.json holds
-  nlohmann::json quality;   // what the report file holds (null without DeidRunOptions::report)
   int images = 0;           // de-identified in this run
   int resumed = 0;          // already present from an interrupted run, not released again
   double mean_ssim = 0.0;   // NaN without a report

@@ -327,16 +327,4 @@ void ClampedLaplaceTable::apply(std::uint8_t* levels, const std::uint32_t* words
   }
 }
 
-void ClampedLaplaceTable::apply(std::uint8_t* levels, std::size_t n,
-                                util::RandomSource& rng) const {
-  if (identity_) return;
-  constexpr std::size_t kChunk = 4096;
-  std::uint32_t words[kChunk];
-  for (std::size_t start = 0; start < n; start += kChunk) {
-    std::size_t m = std::min(kChunk, n - start);
-    rng.fill(words, m);
-    apply(levels + start, words, m, rng);
-  }
-}
-
 }  // namespace ppreid::deid

@@ -47,9 +47,8 @@ class ClampedLaplaceTable {
   static ClampedLaplaceTable from_widths(int levels, std::vector<std::uint64_t> widths);
 
   int levels() const { return levels_; }
-  // The requested loss per level, epsilon / Delta.
-  double t() const { return t_; }
-  // The exact (real-valued) probability that input level x is released as y.
+  // The exact (real-valued) probability that input level x is released as y under the requested
+  // t (for a from_widths() table: under its certified loss).
   double probability(int x, int y) const;
   // What the sampler actually does: P(y | x) = slot_width(x, y) / 2^64 (identity tables: 0 or 1).
   std::uint64_t slot_width(int x, int y) const;
@@ -70,7 +69,6 @@ class ClampedLaplaceTable {
   // Replaces each level in place by its noisy release, one random word per value.
   void apply(std::uint8_t* levels, const std::uint32_t* words, std::size_t n,
              util::RandomSource& ties) const;
-  void apply(std::uint8_t* levels, std::size_t n, util::RandomSource& rng) const;
 
  private:
   ClampedLaplaceTable() = default;

@@ -47,10 +47,11 @@ void validate(const ImageDpOptions& o) {
 }
 
 double sensitivity(const ImageDpOptions& o, int width, int height) {
+  if (o.calibration == Calibration::kTight) return l1_sensitivity(o, width, height);
   validate(o);
   double blocks = blocks_of(width, height, o.pixel_bits);
   double span = static_cast<double>((1 << (8 - o.color_bits)) - 1);  // L - 1
-  return o.calibration == Calibration::kPaper ? blocks * span * span * span : blocks * 3.0 * span;
+  return blocks * span * span * span;
 }
 
 double l1_sensitivity(const ImageDpOptions& o, int width, int height) {
