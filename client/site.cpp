@@ -79,13 +79,19 @@ void Site::connect(const std::atomic<bool>& stop) {
 }
 
 void Site::say_hello() {
+  proto::DatasetSummary summary = report_.summary;
+  if (hooks_.claimed_samples) summary.images = hooks_.claimed_samples(0, summary.images);
   try {
-    client_->send(0, proto::Hello{config_.site_id, report_.summary});
+    client_->send(0, proto::Hello{config_.site_id, summary});
     hello_pending_ = false;
     ++stats_.hellos;
-    spdlog::info("{}Hello sent ({} train images, {} identities, method {})", log_prefix(),
-                 report_.summary.images, report_.summary.identities,
-                 report_.summary.deid_method);
+    spdlog::info("{}Hello sent ({} train images{}, {} identities, method {})", log_prefix(),
+                 summary.images,
+                 summary.images != report_.summary.images
+                     ? " claimed by a fault hook, " + std::to_string(report_.summary.images) +
+                           " real"
+                     : std::string(),
+                 summary.identities, summary.deid_method);
   } catch (const proto::HandshakeError&) {
     throw;
   } catch (const proto::TransportError& e) {

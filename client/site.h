@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "client/site_config.h"
 #include "core/data/dataset.h"
@@ -64,8 +65,8 @@ struct UpdateDecision {
   std::chrono::milliseconds delay{0};
 };
 
-// Fault injection for the simulator (stragglers, dropouts, NaN or scaled updates) and for tests.
-// Production sites set none. Called on the site's thread.
+// Fault injection for the simulator (stragglers, dropouts, broken or hostile updates, poisoned
+// data, lying counts) and for tests. Production sites set none. Called on the site's thread.
 struct SiteHooks {
   // After local training of `round`, before its Update is sent. May replace tensors of `shared`
   // (the weights about to be sent; assign new tensors, they may share storage with the model);
@@ -73,6 +74,13 @@ struct SiteHooks {
   std::function<UpdateDecision(std::uint64_t round, const reid::NamedTensors& global,
                                reid::NamedTensors& shared)>
       before_update;
+  // Once the store is loaded (prepare()), before any training: may rewrite the labels of the
+  // train split (a site poisoning its own data). Labels must stay within 0..num_train_ids-1,
+  // the classifier head's classes; prepare() refuses anything else.
+  std::function<void(std::vector<data::ImageRecord>& train, int num_train_ids)> on_train_split;
+  // The sample count the site claims for its `real` train images: in its Hello (round 0) and in
+  // the Update of `round` (a site lying about its weight in the average).
+  std::function<std::uint64_t(std::uint64_t round, std::uint64_t real)> claimed_samples;
 };
 
 // Session conventions (docs/PROTOCOL.md, the aggregator implements the other side):

@@ -123,6 +123,15 @@ PrepareReport Site::prepare() {
   data::LoadOptions load = data::present_splits(c.store);
   load.require_train = true;  // a site trains: say so when its store has no train images
   store_ = data::load_dataset(c.store, load);
+  if (hooks_.on_train_split) {
+    hooks_.on_train_split(store_->train, store_->num_train_ids);
+    for (const auto& r : store_->train)
+      if (r.label < 0 || r.label >= store_->num_train_ids)
+        throw Error("a fault hook gave train image '" + r.path + "' label " +
+                    std::to_string(r.label) + ", outside the site's " +
+                    std::to_string(store_->num_train_ids) + " classes (0.." +
+                    std::to_string(store_->num_train_ids - 1) + ")");
+  }
   train_config_ = reid::load_train_config(c.train_config);
   if (c.threads > 0) train_config_.profile.runtime.threads = c.threads;
   {

@@ -180,7 +180,8 @@ void Site::on_task(std::uint64_t round, const proto::Task& task, const std::atom
   proto::Update update;
   update.weights = proto::to_wire(shared);
   update.is_delta = false;
-  update.sample_count = result.samples;
+  update.sample_count =
+      hooks_.claimed_samples ? hooks_.claimed_samples(round, result.samples) : result.samples;
   update.metrics = {{"loss", result.mean_loss.total},
                     {"seconds", result.seconds},
                     {"images_per_second", result.images_per_second},

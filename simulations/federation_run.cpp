@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <set>
 #include <exception>
 #include <mutex>
 #include <sstream>
@@ -27,6 +29,7 @@
 #include "core/deid/pis/one_time_key.h"
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
+#include "simulations/site_faults.h"
 
 extern char** environ;
 
@@ -45,6 +48,8 @@ nlohmann::json RoundSummary::to_json() const {
                       {"accepted", accepted}, {"rejected", rejected_json},
                       {"silent", silent}};
   j["train_loss"] = train_loss ? nlohmann::json(*train_loss) : nlohmann::json();
+  if (clipped) j["clipped"] = *clipped;
+  if (capped) j["capped"] = *capped;
   return j;
 }
 
@@ -57,6 +62,8 @@ nlohmann::json FaultOutcome::to_json() const {
           {"until_round", fault.until_round},
           {"delay_seconds", static_cast<double>(fault.delay.count()) / 1000.0},
           {"factor", fault.factor},
+          {"sigma", fault.sigma},
+          {"z", fault.z ? nlohmann::json(*fault.z) : nlohmann::json()},
           {"aggregator", rounds}};
 }
 
@@ -103,21 +110,21 @@ FederationResult FederationResult::from_json(const nlohmann::json& j) {
     s.accepted = x.at("accepted").get<std::vector<std::string>>();
     for (const auto& rej : x.at("rejected")) s.rejected.emplace_back(rej.at("site"), rej.at("reason"));
     s.silent = x.at("silent").get<std::vector<std::string>>();
+    if (x.contains("clipped")) s.clipped = x.at("clipped").get<std::vector<std::string>>();
+    if (x.contains("capped")) s.capped = x.at("capped").get<std::vector<std::string>>();
     r.rounds.push_back(std::move(s));
   }
   for (const auto& x : j.at("faults")) {
     FaultOutcome f;
     f.fault.site = x.at("site");
-    const std::string kind = x.at("kind");
-    f.fault.kind = kind == "dropout"     ? FaultSpec::Kind::kDropout
-                   : kind == "straggler" ? FaultSpec::Kind::kStraggler
-                   : kind == "nan"       ? FaultSpec::Kind::kNan
-                                         : FaultSpec::Kind::kScale;
+    f.fault.kind = fault_kind_from_string(x.at("kind").get<std::string>());
     f.fault.from_round = x.at("from_round");
     f.fault.until_round = x.at("until_round");
     f.fault.delay = std::chrono::milliseconds(
         std::llround(x.at("delay_seconds").get<double>() * 1000.0));
     f.fault.factor = x.at("factor");
+    f.fault.sigma = x.value("sigma", 0.0);
+    if (x.contains("z") && !x.at("z").is_null()) f.fault.z = x.at("z").get<double>();
     for (const auto& [round, what] : x.at("aggregator").items())
       f.per_round.emplace_back(std::stoll(round), what.get<std::string>());
     std::sort(f.per_round.begin(), f.per_round.end());
@@ -152,6 +159,8 @@ std::string indent_block(const std::string& text, const std::string& indent) {
 
 // The settings a cached result.json must match to be reused.
 nlohmann::json run_settings(const SimConfig& c, const NamedMethod& m) {
+  nlohmann::json faults_json = nlohmann::json::array();
+  for (const auto& f : c.faults) faults_json.push_back(FaultOutcome{f, {}}.to_json());
   return {{"method", deid::format_method_spec(m.spec)},
           {"name", m.name},
           {"seed", c.seed},
@@ -164,7 +173,8 @@ nlohmann::json run_settings(const SimConfig& c, const NamedMethod& m) {
           {"strategy", c.strategy.to_json()},
           {"max_delta_norm", c.max_delta_norm ? *c.max_delta_norm : -1.0},
           {"deidentify_test", c.deidentify_test},
-          {"centroid_protocol", reid::to_string(c.centroid_protocol)}};
+          {"centroid_protocol", reid::to_string(c.centroid_protocol)},
+          {"faults", faults_json}};
 }
 
 std::string aggregator_yaml(const SimConfig& c, const SimKeys& keys, const fs::path& run_dir,
@@ -222,41 +232,6 @@ std::string site_yaml(const SimConfig& c, const SimKeys& keys, const SiteData& s
   return y.str();
 }
 
-// The faults of one site as a SiteHooks::before_update.
-client::SiteHooks fault_hooks(const std::vector<FaultSpec>& faults) {
-  if (faults.empty()) return {};
-  client::SiteHooks hooks;
-  hooks.before_update = [faults](std::uint64_t round, const reid::NamedTensors& global,
-                                 reid::NamedTensors& shared) {
-    client::UpdateDecision decision;
-    for (const FaultSpec& f : faults) {
-      if (!f.applies(static_cast<std::int64_t>(round))) continue;
-      switch (f.kind) {
-        case FaultSpec::Kind::kDropout:
-          decision.action = client::UpdateAction::kVanish;
-          return decision;
-        case FaultSpec::Kind::kStraggler:
-          decision.delay += f.delay;
-          break;
-        case FaultSpec::Kind::kNan:
-          for (auto& [name, t] : shared)
-            if (t.is_floating_point()) t = torch::full_like(t, std::nan(""));
-          break;
-        case FaultSpec::Kind::kScale:
-          for (std::size_t i = 0; i < shared.size() && i < global.size(); ++i) {
-            auto& [name, t] = shared[i];
-            // Same layout as the Task (the site checked it); names are compared for safety.
-            if (t.is_floating_point() && global[i].first == name)
-              t = global[i].second + (t - global[i].second) * f.factor;
-          }
-          break;
-      }
-    }
-    return decision;
-  };
-  return hooks;
-}
-
 // A `ppreid site` child process with its output in `log`.
 pid_t spawn_site(const fs::path& binary, const fs::path& config, const fs::path& log) {
   posix_spawn_file_actions_t actions;
@@ -286,6 +261,22 @@ void mean_quality(const fs::path& state, double& ssim, double& psnr) {
   if (j.value("mean_psnr_db", nlohmann::json()).is_number()) psnr = j["mean_psnr_db"].get<double>();
 }
 
+// The sites a metrics field names: a list of site ids, a list of {"site": ...} records or an
+// object keyed by site (the aggregator's clipped/capped records; their detail stays in
+// metrics.jsonl).
+std::vector<std::string> sites_named(const nlohmann::json& field) {
+  std::vector<std::string> sites;
+  if (field.is_object()) {
+    for (const auto& [site, detail] : field.items()) sites.push_back(site);
+  } else if (field.is_array()) {
+    for (const auto& x : field) {
+      if (x.is_string()) sites.push_back(x.get<std::string>());
+      else if (x.is_object() && x.contains("site")) sites.push_back(x.at("site").get<std::string>());
+    }
+  }
+  return sites;
+}
+
 std::vector<RoundSummary> read_rounds(const fs::path& metrics) {
   std::vector<RoundSummary> rounds;
   std::map<std::int64_t, int> attempts;
@@ -304,6 +295,8 @@ std::vector<RoundSummary> read_rounds(const fs::path& metrics) {
     for (const auto& rej : j.at("rejected")) s.rejected.emplace_back(rej.at("site"), rej.at("reason"));
     s.silent = j.at("silent").get<std::vector<std::string>>();
     if (j.contains("train_loss")) s.train_loss = j.at("train_loss").get<double>();
+    if (j.contains("clipped")) s.clipped = sites_named(j.at("clipped"));
+    if (j.contains("capped")) s.capped = sites_named(j.at("capped"));
     if (j.contains("eval") && j["eval"].contains("dataset")) {
       const auto& e = j["eval"]["dataset"];
       s.map = e.at("instance").at("mAP");
@@ -323,8 +316,14 @@ FaultOutcome trace_fault(const FaultSpec& fault, const std::vector<RoundSummary>
   FaultOutcome out{fault, {}};
   for (const auto& r : rounds) {
     std::string what = "not asked";
-    if (std::find(r.accepted.begin(), r.accepted.end(), fault.site) != r.accepted.end())
+    if (std::find(r.accepted.begin(), r.accepted.end(), fault.site) != r.accepted.end()) {
       what = "accepted";
+      std::string notes;
+      for (const auto& [list, note] : {std::pair{&r.clipped, "clipped"}, {&r.capped, "capped"}})
+        if (*list && std::find((*list)->begin(), (*list)->end(), fault.site) != (*list)->end())
+          notes += (notes.empty() ? "" : ", ") + std::string(note);
+      if (!notes.empty()) what += " (" + notes + ")";
+    }
     for (const auto& [site, reason] : r.rejected)
       if (site == fault.site) what = "rejected: " + reason;
     if (std::find(r.silent.begin(), r.silent.end(), fault.site) != r.silent.end())
@@ -332,6 +331,38 @@ FaultOutcome trace_fault(const FaultSpec& fault, const std::vector<RoundSummary>
     out.per_round.emplace_back(r.round, what);
   }
   return out;
+}
+
+// The meeting point of the ALIE colluders and the honest sites, when any site runs alie: z as
+// the attack sets it, else from the paper (n: the federation's sites, f: the colluders). A
+// colluder waits for the honest updates at most half a round's timeout, so its own still
+// arrives in time.
+std::unique_ptr<AlieBoard> alie_board(const SimConfig& c, const Population& pop) {
+  std::set<std::string> colluders;
+  std::optional<double> z;
+  for (const auto& f : c.faults)
+    if (f.kind == FaultSpec::Kind::kAlie) {
+      colluders.insert(f.site);
+      if (f.z && !z) z = f.z;
+    }
+  if (colluders.empty()) return nullptr;
+  std::vector<std::string> honest;
+  for (const auto& site : pop.sites)
+    if (!colluders.count(site.site_id)) honest.push_back(site.site_id);
+  const int n = static_cast<int>(pop.sites.size());
+  const int f = n - static_cast<int>(honest.size());
+  const bool set_by_hand = z.has_value();
+  if (!z) {
+    try {
+      z = alie_z(n, f);
+    } catch (const Error& e) {
+      throw Error("simulation '" + c.name + "': " + e.what());
+    }
+  }
+  spdlog::info("alie: {} colluder(s) among {} sites, z = {:.5f} ({})", f, n, *z,
+               set_by_hand ? "set by the attack" : "Baruch et al.'s, from n and f");
+  const auto wait = std::chrono::milliseconds(std::llround(c.round_timeout_s * 500.0));
+  return std::make_unique<AlieBoard>(std::move(honest), *z, wait);
 }
 
 }  // namespace
@@ -402,18 +433,22 @@ FederationResult run_federation(const SimConfig& c, const Population& pop, const
   };
   std::vector<std::thread> threads;
   std::vector<pid_t> children;
+  std::unique_ptr<AlieBoard> board = alie_board(c, pop);
   if (c.runner == SiteRunner::kThreads) {
     for (std::size_t i = 0; i < n; ++i) {
       std::vector<FaultSpec> mine;
       for (const auto& f : c.faults)
         if (f.site == pop.sites[i].site_id) mine.push_back(f);
-      threads.emplace_back([&, i, mine] {
+      const FaultContext context{c.seed, i, pop.sites[i].site_id, board.get()};
+      threads.emplace_back([&, i, mine, context] {
         try {
-          client::Site site(client::load_site_config(site_configs[i]), fault_hooks(mine));
+          client::Site site(client::load_site_config(site_configs[i]), fault_hooks(mine, context));
           site.run(halt);
         } catch (const std::exception& e) {
           fail(pop.sites[i].site_id + ": " + e.what());
         }
+        // Returned or failed: ALIE colluders must not wait for this site's updates any more.
+        if (board) board->leave(pop.sites[i].site_id);
       });
     }
   } else {
@@ -471,6 +506,7 @@ FederationResult run_federation(const SimConfig& c, const Population& pop, const
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   halt = true;
+  if (board) board->close();
   for (auto& t : threads) t.join();
   if (agg_error) std::rethrow_exception(agg_error);
   if (!failure.empty() && outcome != agg::RunOutcome::kFinished)

@@ -31,15 +31,18 @@ struct RoundSummary {
   std::vector<std::string> accepted;
   std::vector<std::pair<std::string, std::string>> rejected;  // site, reason
   std::vector<std::string> silent;
+  // Sites whose update the aggregator clipped (norm bound) or whose sample count it capped, when
+  // its metrics record says (absent: this aggregator does not report it).
+  std::optional<std::vector<std::string>> clipped, capped;
   nlohmann::json to_json() const;
 };
 
 // What happened to an injected fault, round by round.
 struct FaultOutcome {
   FaultSpec fault;
-  // round -> what the aggregator did with the site: "accepted", "rejected: <reason>",
-  // "silent", "not asked" (the site had gone). Every round, also those outside the fault's
-  // [from_round, until_round], so a site's recovery shows.
+  // round -> what the aggregator did with the site: "accepted", "accepted (clipped, capped)",
+  // "rejected: <reason>", "silent", "not asked" (the site had gone). Every round, also those
+  // outside the fault's [from_round, until_round], so a site's recovery shows.
   std::vector<std::pair<std::int64_t, std::string>> per_round;
   nlohmann::json to_json() const;
 };

@@ -1,8 +1,11 @@
 #include "simulations/sim_config.h"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
+#include <utility>
 
 #include "core/data/synth/generator.h"
 #include "core/deid/method_config.h"
@@ -10,6 +13,7 @@
 #include "core/util/config.h"
 #include "core/util/error.h"
 #include "core/util/paths.h"
+#include "simulations/report/table.h"
 
 namespace ppreid::sim {
 namespace fs = std::filesystem;
@@ -22,22 +26,91 @@ std::string_view to_string(Experiment e) {
       return "privacy-utility";
     case Experiment::kDpSweep:
       return "dp-sweep";
+    case Experiment::kByzantine:
+      return "byzantine";
   }
   return "?";
 }
 
+namespace {
+
+constexpr std::array<std::pair<FaultSpec::Kind, std::string_view>, 9> kFaultKinds = {{
+    {FaultSpec::Kind::kDropout, "dropout"},
+    {FaultSpec::Kind::kStraggler, "straggler"},
+    {FaultSpec::Kind::kNan, "nan"},
+    {FaultSpec::Kind::kScale, "scale"},
+    {FaultSpec::Kind::kSignFlip, "sign_flip"},
+    {FaultSpec::Kind::kGaussian, "gaussian"},
+    {FaultSpec::Kind::kAlie, "alie"},
+    {FaultSpec::Kind::kLabelFlip, "label_flip"},
+    {FaultSpec::Kind::kSampleLie, "sample_lie"},
+}};
+
+bool is_byzantine_kind(FaultSpec::Kind k) {
+  using K = FaultSpec::Kind;
+  return k != K::kDropout && k != K::kStraggler && k != K::kNan;
+}
+
+std::vector<std::string> fault_kind_names(bool byzantine_only) {
+  std::vector<std::string> out;
+  for (const auto& [kind, name] : kFaultKinds)
+    if (!byzantine_only || is_byzantine_kind(kind)) out.emplace_back(name);
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : ", ") + w;
+  return out;
+}
+
+}  // namespace
+
 std::string_view to_string(FaultSpec::Kind kind) {
-  switch (kind) {
-    case FaultSpec::Kind::kDropout:
-      return "dropout";
-    case FaultSpec::Kind::kStraggler:
-      return "straggler";
-    case FaultSpec::Kind::kNan:
-      return "nan";
-    case FaultSpec::Kind::kScale:
-      return "scale";
-  }
+  for (const auto& [k, name] : kFaultKinds)
+    if (k == kind) return name;
   return "?";
+}
+
+FaultSpec::Kind fault_kind_from_string(std::string_view name) {
+  for (const auto& [kind, n] : kFaultKinds)
+    if (n == name) return kind;
+  throw Error("unknown fault kind '" + std::string(name) + "'; known: " +
+              joined(fault_kind_names(false)));
+}
+
+std::string describe_fault(const FaultSpec& f) {
+  std::string text(to_string(f.kind));
+  switch (f.kind) {
+    case FaultSpec::Kind::kStraggler:
+      return text + " " + report::format_general(static_cast<double>(f.delay.count()) / 1000.0) +
+             " s";
+    case FaultSpec::Kind::kSignFlip:
+      return f.factor == 1.0 ? text : text + " x" + report::format_general(f.factor);
+    case FaultSpec::Kind::kScale:
+    case FaultSpec::Kind::kSampleLie:
+      return text + " x" + report::format_general(f.factor);
+    case FaultSpec::Kind::kGaussian:
+      return text + " sigma=" + report::format_general(f.sigma);
+    case FaultSpec::Kind::kAlie:
+      return f.z ? text + " z=" + report::format_general(*f.z) : text;
+    default:
+      return text;
+  }
+}
+
+std::string describe_strategy(const agg::StrategyConfig& strategy) {
+  const nlohmann::json j = strategy.to_json();
+  std::string params;
+  for (const auto& [key, value] : j.items()) {
+    if (key == "name") continue;
+    const std::string shown = value.is_number_float() ? report::format_general(value.get<double>())
+                              : value.is_string()     ? value.get<std::string>()
+                                                      : value.dump();
+    params += (params.empty() ? "" : ", ") + key + "=" + shown;
+  }
+  const std::string name = j.at("name").get<std::string>();
+  return params.empty() ? name : name + "(" + params + ")";
 }
 
 namespace {
@@ -51,32 +124,116 @@ fs::path existing_file(util::ConfigReader& r, const std::string& key, const fs::
   return p;
 }
 
+// The kind of a fault or attack and the parameters that kind takes; a parameter of another kind
+// is refused (a `sigma` on a scale attack is a mistake, not something to ignore).
+FaultSpec read_fault_behaviour(util::ConfigReader& f, bool byzantine_only) {
+  using K = FaultSpec::Kind;
+  FaultSpec spec;
+  const std::vector<std::string> kinds = fault_kind_names(byzantine_only);
+  if (!f.has("kind")) f.fail("kind", "is required: " + joined(kinds));
+  std::string kind;
+  f.get("kind", kind);
+  if (byzantine_only && (kind == "dropout" || kind == "straggler" || kind == "nan"))
+    f.fail("kind", "'" + kind + "' is a fault, not a Byzantine attack; faults go in the "
+                   "`faults` list of experiment federation. Attacks: " + joined(kinds));
+  f.get_choice("kind", kind, kinds);
+  spec.kind = fault_kind_from_string(kind);
+  auto only_for = [&](const char* key, std::initializer_list<K> owners) {
+    if (!f.has(key)) return false;
+    for (K k : owners)
+      if (k == spec.kind) return true;
+    f.fail(key, "does not apply to kind " + kind);
+  };
+  if (only_for("delay", {K::kStraggler})) {
+    double delay = 0;
+    f.get("delay", delay, 0.0, 86400.0);
+    spec.delay = std::chrono::milliseconds(std::llround(delay * 1000));
+  }
+  if (spec.kind == K::kStraggler && spec.delay.count() == 0)
+    f.fail("delay", "is required for a straggler (seconds it holds each Update back)");
+  if (only_for("factor", {K::kScale, K::kSignFlip, K::kSampleLie}))
+    f.get("factor", spec.factor, -1e6, 1e6);
+  if ((spec.kind == K::kScale || spec.kind == K::kSampleLie) && !f.has("factor"))
+    f.fail("factor", "is required for kind " + kind +
+                         (spec.kind == K::kScale ? " (e.g. 100: the change boosted 100x)"
+                                                 : " (e.g. 10: it claims 10x its images)"));
+  if (spec.kind == K::kSampleLie && !(spec.factor > 0))
+    f.fail("factor", "must be > 0 for sample_lie (the multiple of its images it claims)");
+  if (only_for("sigma", {K::kGaussian})) f.get("sigma", spec.sigma, 1e-12, 1e6);
+  if (spec.kind == K::kGaussian && !f.has("sigma"))
+    f.fail("sigma", "is required for kind gaussian (standard deviation of the noise sent in "
+                    "place of the change, per coordinate, e.g. 0.1)");
+  if (only_for("z", {K::kAlie})) {
+    double z = 0;
+    f.get("z", z, 0.0, 100.0);
+    spec.z = z;
+  }
+  return spec;
+}
+
 void read_faults(util::ConfigReader& root, SimConfig& c) {
   for (auto& f : root.list("faults")) {
-    FaultSpec spec;
-    std::string kind;
-    if (!f.has("kind")) f.fail("kind", "is required: dropout, straggler, nan or scale");
-    f.get_choice("kind", kind, {"dropout", "straggler", "nan", "scale"});
-    spec.kind = kind == "dropout"     ? FaultSpec::Kind::kDropout
-                : kind == "straggler" ? FaultSpec::Kind::kStraggler
-                : kind == "nan"       ? FaultSpec::Kind::kNan
-                                      : FaultSpec::Kind::kScale;
+    FaultSpec spec = read_fault_behaviour(f, false);
     f.require("site", spec.site);
     f.get("from_round", spec.from_round, std::int64_t{1}, std::int64_t{1} << 40);
     f.get("until_round", spec.until_round, std::int64_t{0}, std::int64_t{1} << 40);
     if (spec.until_round != 0 && spec.until_round < spec.from_round)
       f.fail("until_round", "is before from_round");
-    double delay = 0;
-    f.get("delay", delay, 0.0, 86400.0);
-    spec.delay = std::chrono::milliseconds(std::llround(delay * 1000));
-    if (spec.kind == FaultSpec::Kind::kStraggler && spec.delay.count() == 0)
-      f.fail("delay", "is required for a straggler (seconds it holds each Update back)");
-    f.get("factor", spec.factor, -1e6, 1e6);
-    if (spec.kind == FaultSpec::Kind::kScale && !f.has("factor"))
-      f.fail("factor", "is required for kind scale (e.g. 100)");
+    if (spec.kind == FaultSpec::Kind::kLabelFlip && (spec.from_round != 1 || spec.until_round != 0))
+      f.fail(spec.from_round != 1 ? "from_round" : "until_round",
+             "does not apply to label_flip: the site's data is poisoned once, before its first "
+             "round, and stays so");
     f.finish();
     c.faults.push_back(spec);
   }
+}
+
+void read_byzantine(util::ConfigReader& root, SimConfig& c) {
+  auto b = root.section("byzantine");
+  ByzantineSection& z = c.byzantine;
+  for (auto& a : b.list("attacks")) {
+    FaultSpec spec = read_fault_behaviour(a, true);
+    a.finish();
+    for (const auto& other : z.attacks)
+      if (describe_fault(other) == describe_fault(spec))
+        a.fail("kind", "'" + describe_fault(spec) + "' is listed twice");
+    z.attacks.push_back(spec);
+  }
+  if (b.has("hostile")) {
+    b.get("hostile", z.hostile);
+    if (z.hostile.empty()) b.fail("hostile", "must list at least one count of hostile sites");
+    for (std::size_t i = 0; i < z.hostile.size(); ++i) {
+      if (z.hostile[i] < 1) b.fail("hostile", "every count must be >= 1");
+      for (std::size_t j = 0; j < i; ++j)
+        if (z.hostile[j] == z.hostile[i])
+          b.fail("hostile", std::to_string(z.hostile[i]) + " is listed twice");
+      // Known here for the partitions whose site count is set; the others are checked when the
+      // population is built.
+      if (c.partition.sites > 0 && z.hostile[i] >= c.partition.sites)
+        b.fail("hostile", std::to_string(z.hostile[i]) + " hostile sites of " +
+                              std::to_string(c.partition.sites) +
+                              " leave no honest site; the count must be below partition.sites");
+    }
+  }
+  for (auto& s : b.list("strategies")) {
+    NamedStrategy ns;
+    ns.config = agg::StrategyConfig::read(s);  // checks every key of the item
+    ns.name = describe_strategy(ns.config);
+    for (const auto& other : z.strategies)
+      if (other.name == ns.name) s.fail("name", "'" + ns.name + "' is listed twice");
+    z.strategies.push_back(ns);
+  }
+  b.finish();
+  if (root.has("byzantine") && c.experiment != Experiment::kByzantine)
+    root.fail("byzantine", "belongs to experiment byzantine (this one is " +
+                               std::string(to_string(c.experiment)) + ")");
+  if (c.experiment != Experiment::kByzantine) return;
+  if (z.attacks.empty())
+    b.fail("attacks", "experiment byzantine needs a list of attacks, e.g. [{kind: sign_flip}, "
+                      "{kind: scale, factor: 100}]; kinds: " + joined(fault_kind_names(true)));
+  if (z.strategies.empty())
+    b.fail("strategies", "experiment byzantine needs a list of strategies, e.g. [{name: "
+                         "fedavg}, {name: median}]");
 }
 
 }  // namespace
@@ -89,10 +246,12 @@ SimConfig parse_sim_config(const std::string& yaml, const fs::path& file) {
   root.require("name", c.name);
   if (c.name.empty()) root.fail("name", "must not be empty");
   std::string experiment = "federation";
-  root.get_choice("experiment", experiment, {"federation", "privacy-utility", "dp-sweep"});
+  root.get_choice("experiment", experiment,
+                  {"federation", "privacy-utility", "dp-sweep", "byzantine"});
   c.experiment = experiment == "federation"        ? Experiment::kFederation
                  : experiment == "privacy-utility" ? Experiment::kPrivacyUtility
-                                                   : Experiment::kDpSweep;
+                 : experiment == "dp-sweep"        ? Experiment::kDpSweep
+                                                   : Experiment::kByzantine;
   root.get("seed", c.seed);
   std::string runner = "threads";
   root.get_choice("runner", runner, {"threads", "processes"});
@@ -209,6 +368,7 @@ SimConfig parse_sim_config(const std::string& yaml, const fs::path& file) {
     s.finish();
   }
   read_faults(root, c);
+  read_byzantine(root, c);
   {
     auto a = root.section("attack");
     AttackSection& at = c.attack;
@@ -256,9 +416,11 @@ SimConfig parse_sim_config(const std::string& yaml, const fs::path& file) {
   bool pis = uses_pis(c.deid);
   switch (c.experiment) {
     case Experiment::kFederation:
+    case Experiment::kByzantine:
       if (!c.methods.empty())
-        throw Error(file.string() + ": `methods` belongs to experiment privacy-utility; a "
-                    "federation experiment uses the `deid` section");
+        throw Error(file.string() + ": `methods` belongs to experiment privacy-utility; a " +
+                    std::string(to_string(c.experiment)) +
+                    " experiment uses the `deid` section");
       break;
     case Experiment::kPrivacyUtility:
       if (c.methods.empty())
@@ -278,8 +440,15 @@ SimConfig parse_sim_config(const std::string& yaml, const fs::path& file) {
                 "public stand-in population)");
   if (c.runner == SiteRunner::kProcesses && !c.faults.empty())
     throw Error(file.string() + ": faults are injected into site threads; use runner: threads");
+  if (c.runner == SiteRunner::kProcesses && c.experiment == Experiment::kByzantine)
+    throw Error(file.string() + ": the byzantine experiment injects its attacks into site "
+                "threads; use runner: threads");
   if (!c.faults.empty() && c.experiment != Experiment::kFederation)
-    throw Error(file.string() + ": faults apply to experiment federation only");
+    throw Error(file.string() + ": faults apply to experiment federation only" +
+                (c.experiment == Experiment::kByzantine
+                     ? std::string("; the byzantine experiment sets its own from "
+                                   "byzantine.attacks")
+                     : std::string()));
   return c;
 }
 
@@ -305,6 +474,19 @@ std::string indent_lines(const std::string& text, const std::string& first,
     if (end == std::string::npos) break;
     start = end + 1;
   }
+  return out;
+}
+
+// ", factor: 100" and the like: the parameters of the fault's kind, for the resolved config.
+std::string fault_parameters(const FaultSpec& f) {
+  using K = FaultSpec::Kind;
+  std::string out;
+  if (f.kind == K::kStraggler)
+    out += ", delay: " + number(static_cast<double>(f.delay.count()) / 1000.0);
+  if (f.kind == K::kScale || f.kind == K::kSignFlip || f.kind == K::kSampleLie)
+    out += ", factor: " + number(f.factor);
+  if (f.kind == K::kGaussian) out += ", sigma: " + number(f.sigma);
+  if (f.kind == K::kAlie && f.z) out += ", z: " + number(*f.z);
   return out;
 }
 
@@ -362,11 +544,18 @@ std::string format_sim_config(const SimConfig& c) {
     for (const auto& f : c.faults) {
       y << "  - {kind: " << to_string(f.kind) << ", site: " << f.site
         << ", from_round: " << f.from_round << ", until_round: " << f.until_round;
-      if (f.kind == FaultSpec::Kind::kStraggler)
-        y << ", delay: " << number(static_cast<double>(f.delay.count()) / 1000.0);
-      if (f.kind == FaultSpec::Kind::kScale) y << ", factor: " << number(f.factor);
-      y << "}\n";
+      y << fault_parameters(f) << "}\n";
     }
+  }
+  if (c.experiment == Experiment::kByzantine) {
+    const ByzantineSection& b = c.byzantine;
+    y << "byzantine:\n  attacks:\n";
+    for (const auto& a : b.attacks)
+      y << "    - {kind: " << to_string(a.kind) << fault_parameters(a) << "}\n";
+    y << "  hostile: [";
+    for (std::size_t i = 0; i < b.hostile.size(); ++i) y << (i ? ", " : "") << b.hostile[i];
+    y << "]\n  strategies:\n";
+    for (const auto& s : b.strategies) y << "    - " << s.config.to_json().dump() << "\n";
   }
   const auto& a = c.attack;
   y << "attack:\n  enabled: " << (a.enabled ? "true" : "false") << "\n"

@@ -24,33 +24,68 @@ enum class Experiment {
   kFederation,      // one federation with one de-identification method (`deid`)
   kPrivacyUtility,  // one federation per method of `methods`, plus the identity and attribute attacks
   kDpSweep,         // one federation per (preset, epsilon) of `dp_sweep`
+  kByzantine,       // one federation per strategy without attack, and per (attack, hostile
+                    // count, strategy) of `byzantine`
 };
-std::string_view to_string(Experiment e);  // "federation", "privacy-utility", "dp-sweep"
+// "federation", "privacy-utility", "dp-sweep", "byzantine"
+std::string_view to_string(Experiment e);
 
 enum class SiteRunner {
   kThreads,    // every site a thread of this process (faults can be injected)
   kProcesses,  // every site a `ppreid site` child process with its own generated config
 };
 
-// A fault the simulator injects into one site (threads runner only).
+// A fault the simulator injects into one site (threads runner only): a crash, a slow or broken
+// site, or a hostile (Byzantine) one. The hostile behaviours and why they are built as they are:
+// simulations/site_faults.h.
 struct FaultSpec {
   enum class Kind {
     kDropout,    // from `from_round` on the site vanishes without a word (like a crash)
     kStraggler,  // holds its Updates back for `delay` while still sending heartbeats
     kNan,        // its Updates carry NaN in every floating-point tensor
-    kScale,      // its Updates are the global weights + factor x its real change
+    kScale,      // its Updates are the global weights + factor x its real change (boosted)
+    kSignFlip,   // the global weights - factor x its real change
+    kGaussian,   // the global weights + N(0, sigma^2) per coordinate instead of its change
+    kAlie,       // "a little is enough": mean - z x std of the honest sites' updates
+    kLabelFlip,  // trains on its own images, each labelled as another of its identities
+    kSampleLie,  // claims factor x its train images in its Hello and in every Update
   };
   Kind kind = Kind::kStraggler;
-  std::string site;  // "site-2"
+  std::string site;  // "site-2"; empty in byzantine.attacks (the experiment picks the sites)
   std::int64_t from_round = 1;
   std::int64_t until_round = 0;  // last affected round; 0 = to the end
   std::chrono::milliseconds delay{0};
-  double factor = 1.0;
+  double factor = 1.0;       // scale, sign_flip, sample_lie
+  double sigma = 0.0;        // gaussian
+  std::optional<double> z;   // alie: set by hand; else from the sites and the colluders
   bool applies(std::int64_t round) const {
     return round >= from_round && (until_round == 0 || round <= until_round);
   }
 };
-std::string_view to_string(FaultSpec::Kind kind);  // dropout | straggler | nan | scale
+// dropout | straggler | nan | scale | sign_flip | gaussian | alie | label_flip | sample_lie
+std::string_view to_string(FaultSpec::Kind kind);
+// Throws ppreid::Error listing the kinds.
+FaultSpec::Kind fault_kind_from_string(std::string_view name);
+// The kind with its parameters, as tables and run names show it: "scale x100", "sign_flip",
+// "gaussian sigma=0.1", "alie", "alie z=1.5", "sample_lie x10", "straggler 3 s".
+std::string describe_fault(const FaultSpec& fault);
+
+// An aggregation strategy of the byzantine experiment and its name in tables and run names:
+// "fedavg", "trimmed_mean(trim_fraction=0.3)", "krum(f=2)".
+struct NamedStrategy {
+  std::string name;
+  agg::StrategyConfig config;
+};
+std::string describe_strategy(const agg::StrategyConfig& strategy);
+
+// The byzantine experiment: which attacks, how many hostile sites, against which strategies.
+// The hostile sites are the LAST `hostile` sites of the partition (site-N, site-N-1, ...); each
+// attack applies from round 1 to the end.
+struct ByzantineSection {
+  std::vector<FaultSpec> attacks;  // site empty; from_round 1, until_round 0
+  std::vector<int> hostile = {1};
+  std::vector<NamedStrategy> strategies;
+};
 
 // A de-identification method with the name its table row and plots use.
 struct NamedMethod {
@@ -124,6 +159,7 @@ struct SimConfig {
   std::vector<double> dp_epsilons;
 
   std::vector<FaultSpec> faults;
+  ByzantineSection byzantine;  // experiment byzantine
   AttackSection attack;
   PrivacySection privacy;
   PisSection pis;

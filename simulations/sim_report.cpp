@@ -11,6 +11,7 @@
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
 #include "core/util/image.h"
+#include "simulations/byzantine.h"
 #include "simulations/report/html_report.h"
 #include "simulations/report/image_grid.h"
 #include "simulations/report/plot.h"
@@ -84,10 +85,7 @@ Table faults_table(const std::vector<FederationResult>& runs) {
   t.header = {"site", "fault", "rounds", "aggregator, per round"};
   for (const auto& r : runs)
     for (const auto& f : r.faults) {
-      std::string detail = std::string(to_string(f.fault.kind));
-      if (f.fault.kind == FaultSpec::Kind::kStraggler)
-        detail += " " + format_general(static_cast<double>(f.fault.delay.count()) / 1000.0) + " s";
-      if (f.fault.kind == FaultSpec::Kind::kScale) detail += " x" + format_general(f.fault.factor);
+      const std::string detail = describe_fault(f.fault);
       std::string what;
       for (const auto& [round, outcome] : f.per_round)
         what += (what.empty() ? "" : "; ") + ("r" + std::to_string(round) + ": " + outcome);
@@ -164,6 +162,73 @@ Table attack_by_method_table(const nlohmann::json& rows) {
                       format_general(r.at("mean_mse_deid")), format_fixed(r.at("mean_ssim_deid"), 3),
                       format_fixed(r.at("success_raw").at("1e-03"), 2),
                       format_fixed(r.at("success_deid").at("1e-03"), 2)});
+  return t;
+}
+
+// The byzantine experiment, one table per hostile count: attacks down, strategies across, each
+// cell the final round's centroid / instance mAP; the first row is the run without attack.
+std::vector<Table> byzantine_tables(const nlohmann::json& b, std::size_t sites) {
+  const auto& rows = b.at("rows");
+  const auto strategies = b.at("strategies").get<std::vector<std::string>>();
+  std::string protocol;
+  for (const auto& r : rows)
+    if (r.contains("centroid_protocol")) protocol = r.at("centroid_protocol");
+  auto cell = [&](const std::string& attack, int hostile, const std::string& strategy) {
+    for (const auto& r : rows)
+      if (r.at("attack") == attack && r.at("hostile") == hostile && r.at("strategy") == strategy)
+        return r.contains("error") ? std::string("failed")
+                                   : format_fixed(r.at("centroid_mAP"), 3) + " / " +
+                                         format_fixed(r.at("mAP"), 3);
+    return std::string("-");
+  };
+  std::vector<Table> tables;
+  for (const auto& [count, hostile_sites] : b.at("hostile_sites").items()) {
+    const int k = std::stoi(count);
+    std::string names;
+    for (const auto& site : hostile_sites) names += (names.empty() ? "" : ", ") + site.get<std::string>();
+    Table t;
+    t.caption = "Final mAP with " + count + " of " + std::to_string(sites) + " sites hostile (" +
+                names + "), each cell centroid" +
+                (protocol.empty() ? std::string() : " (" + protocol + " protocol)") +
+                " / instance retrieval; first row: the same strategy without attack";
+    t.header = {"attack"};
+    for (const auto& s : strategies) t.header.push_back(s);
+    std::vector<std::string> baseline = {"no attack"};
+    for (const auto& s : strategies) baseline.push_back(cell("none", 0, s));
+    t.rows.push_back(baseline);
+    for (const auto& attack : b.at("attacks")) {
+      std::vector<std::string> row = {attack.get<std::string>()};
+      for (const auto& s : strategies) row.push_back(cell(attack, k, s));
+      t.rows.push_back(row);
+    }
+    tables.push_back(t);
+  }
+  return tables;
+}
+
+// Every byzantine run on one line, with rank-1 and what the aggregator did with the updates.
+Table byzantine_runs_table(const nlohmann::json& b) {
+  Table t;
+  t.caption = "Every run: the final round on the held-out test split, and what the aggregator "
+              "did with the hostile and the honest sites' updates over all rounds";
+  t.header = {"attack", "hostile", "strategy", "mAP", "Rank-1", "centroid mAP", "centroid Rank-1",
+              "aggregator"};
+  using report::Align;
+  t.align = {Align::kLeft,  Align::kRight, Align::kLeft,  Align::kRight,
+             Align::kRight, Align::kRight, Align::kRight, Align::kLeft};
+  for (const auto& r : b.at("rows")) {
+    std::vector<std::string> row = {r.at("attack"), std::to_string(r.at("hostile").get<int>()),
+                                    r.at("strategy")};
+    if (r.contains("error")) {
+      for (int i = 0; i < 4; ++i) row.push_back("n/a");
+      row.push_back("failed: " + r.at("error").get<std::string>());
+    } else {
+      for (const char* key : {"mAP", "rank1", "centroid_mAP", "centroid_rank1"})
+        row.push_back(format_fixed(r.at(key), 3));
+      row.push_back(describe_aggregator_record(r.at("aggregator")));
+    }
+    t.rows.push_back(row);
+  }
   return t;
 }
 
@@ -266,7 +331,10 @@ fs::path deid_grid(const ReportInputs& in) {
   for (const auto* r : picks) first.push_back({util::decode_image(raw.absolute(*r)), ""});
   rows.push_back(first);
   o.row_labels.push_back("raw");
-  for (std::size_t i = 0; i < in.runs.size(); ++i) {
+  // The byzantine experiment's runs all use the one `deid` method: one row says it.
+  const std::size_t shown = in.summary.contains("byzantine") ? std::min<std::size_t>(1, in.runs.size())
+                                                            : in.runs.size();
+  for (std::size_t i = 0; i < shown; ++i) {
     const fs::path store = in.run_dirs[i] / "sites" / site.site_id / "store";
     data::Dataset deid;
     try {
@@ -297,30 +365,56 @@ std::string write_report(const ReportInputs& in) {
 
   ReportSection setup;
   setup.title = "Setup";
+  std::string strategy = "strategy " + s.at("strategy").at("name").get<std::string>();
+  if (s.contains("byzantine")) {
+    strategy = "strategies";
+    for (const auto& name : s.at("byzantine").at("strategies"))
+      strategy += std::string(strategy == "strategies" ? " " : ", ") + name.get<std::string>();
+  }
   setup.paragraphs.push_back(
       "Experiment " + s.at("experiment").get<std::string>() + ", seed " +
       std::to_string(s.at("seed").get<std::uint64_t>()) + ": " +
       std::to_string(in.population.sites.size()) + " sites, " +
       std::to_string(s.at("rounds").get<int>()) + " rounds of " +
-      std::to_string(s.at("local_epochs").get<int>()) + " local epoch(s), strategy " +
-      s.at("strategy").at("name").get<std::string>() + ", " +
+      std::to_string(s.at("local_epochs").get<int>()) + " local epoch(s), " + strategy + ", " +
       std::to_string(s.at("site_threads").get<int>()) +
       " LibTorch thread(s) per site. Every site ran the real site runtime and the aggregator the "
       "real daemon, over CURVE-encrypted ZeroMQ on loopback with keys generated for this run.");
   setup.tables.push_back(population_table(s.at("population")));
   sections.push_back(setup);
 
-  ReportSection utility;
-  utility.title = "Federated ReID";
-  const Table main_runs = runs_table(in.runs);
-  utility.tables.push_back(main_runs);
-  utility.tables.push_back(rounds_table(in.runs));
-  utility.figures.push_back({plot_rounds(in), "mAP of the global model after each round"});
-  sections.push_back(utility);
-
-  std::string main_table = main_runs.to_markdown();
+  std::string main_table;
+  if (s.contains("byzantine")) {
+    // Dozens of federations: the attack x strategy tables and one line per run; the rounds of
+    // each run are in metrics.jsonl.
+    ReportSection byz;
+    byz.title = "Hostile sites";
+    byz.paragraphs.push_back(
+        "The hostile sites are the last ones of the partition, hostile from round 1 to the end. "
+        "sign_flip: global - factor x its change; scale: global + factor x its change; gaussian: "
+        "global + N(0, sigma^2) noise in place of its change; alie (Baruch et al. 2019): the "
+        "colluders know the honest updates of the round and send mean - z x std; label_flip: it "
+        "trains on its own images, each labelled as another of its identities; sample_lie: it "
+        "claims factor x its images in its Hello and Updates.");
+    for (const auto& t : byzantine_tables(s.at("byzantine"), in.population.sites.size())) {
+      byz.tables.push_back(t);
+      main_table += (main_table.empty() ? "" : "\n") + t.to_markdown();
+    }
+    byz.tables.push_back(byzantine_runs_table(s.at("byzantine")));
+    sections.push_back(byz);
+  } else {
+    ReportSection utility;
+    utility.title = "Federated ReID";
+    const Table main_runs = runs_table(in.runs);
+    utility.tables.push_back(main_runs);
+    utility.tables.push_back(rounds_table(in.runs));
+    utility.figures.push_back({plot_rounds(in), "mAP of the global model after each round"});
+    sections.push_back(utility);
+    main_table = main_runs.to_markdown();
+  }
   bool has_faults = false;
-  for (const auto& r : in.runs) has_faults = has_faults || !r.faults.empty();
+  for (const auto& r : in.runs)
+    has_faults = has_faults || (!r.faults.empty() && !s.contains("byzantine"));
   if (has_faults) {
     ReportSection faults;
     faults.title = "Faults";

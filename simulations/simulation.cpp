@@ -29,6 +29,7 @@
 #include "core/util/atomic_file.h"
 #include "core/util/error.h"
 #include "core/tensor/torch_threads.h"
+#include "simulations/byzantine.h"
 #include "simulations/population.h"
 #include "simulations/privacy_utility.h"
 #include "simulations/replay.h"
@@ -52,8 +53,9 @@ std::string slug(const std::string& name) {
   return out.empty() ? "run" : out;
 }
 
-// The federations an experiment consists of, in table order.
-std::vector<NamedMethod> planned_runs(const SimConfig& c) {
+// The federations an experiment consists of, in table order (byzantine: one per planned run,
+// all with the `deid` method).
+std::vector<NamedMethod> planned_runs(const SimConfig& c, const std::vector<ByzantineRun>& byzantine) {
   std::vector<NamedMethod> runs;
   switch (c.experiment) {
     case Experiment::kFederation:
@@ -71,6 +73,9 @@ std::vector<NamedMethod> planned_runs(const SimConfig& c) {
           s.epsilon = eps;
           runs.push_back({preset + " eps=" + report::format_general(eps), s});
         }
+      break;
+    case Experiment::kByzantine:
+      for (const auto& run : byzantine) runs.push_back({run.name, c.deid});
       break;
   }
   return runs;
@@ -231,7 +236,13 @@ SimulationResult run_simulation(const SimConfig& config, const fs::path& out,
                c.name, to_string(c.experiment), pop.sites.size(), pop.test_identities,
                pop.test_queries, pop.test_gallery, c.site_threads(static_cast<int>(pop.sites.size())));
 
-  std::vector<NamedMethod> runs = planned_runs(c);
+  std::vector<ByzantineRun> byzantine;
+  if (c.experiment == Experiment::kByzantine) {
+    std::vector<std::string> site_ids;
+    for (const auto& s : pop.sites) site_ids.push_back(s.site_id);
+    byzantine = plan_byzantine_runs(c, site_ids);
+  }
+  std::vector<NamedMethod> runs = planned_runs(c, byzantine);
   bool any_pis = false;
   for (auto& r : runs) any_pis = any_pis || r.spec.method == "pis";
   if (any_pis) {
@@ -245,11 +256,25 @@ SimulationResult run_simulation(const SimConfig& config, const fs::path& out,
   fo.site_binary = options.site_binary;
   fo.stop = options.stop;
   std::vector<fs::path> run_dirs;
-  for (const auto& run : runs) {
+  // byzantine: a run that fails (a strategy that cannot aggregate what the attack left, say) is
+  // a result, not the end of the experiment; it is tabled with its error and retried on --resume.
+  std::vector<std::string> run_errors(runs.size());
+  std::vector<std::optional<std::size_t>> result_of(runs.size());
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const NamedMethod& run = runs[i];
     const fs::path dir = out / "runs" / slug(run.name);
-    spdlog::info("run '{}': {} rounds, every site de-identifies with {}", run.name, c.rounds,
-                 deid::describe_method(run.spec));
-    result.runs.push_back(run_federation(c, pop, keys, run, dir, fo));
+    spdlog::info("run '{}' ({}/{}): {} rounds, every site de-identifies with {}", run.name, i + 1,
+                 runs.size(), c.rounds, deid::describe_method(run.spec));
+    try {
+      result.runs.push_back(
+          run_federation(byzantine.empty() ? c : byzantine[i].config, pop, keys, run, dir, fo));
+    } catch (const Error& e) {
+      if (byzantine.empty() || (options.stop && options.stop->load())) throw;
+      spdlog::error("run '{}' failed: {}", run.name, e.what());
+      run_errors[i] = e.what();
+      continue;
+    }
+    result_of[i] = result.runs.size() - 1;
     run_dirs.push_back(dir);
     const auto& f = result.runs.back().final_round();
     spdlog::info("run '{}' done: global mAP {:.4f}, rank-1 {:.4f} (centroid {:.4f} / {:.4f}, {})",
@@ -292,6 +317,13 @@ SimulationResult run_simulation(const SimConfig& config, const fs::path& out,
                       {"psnr", fr.deid_psnr}});
     }
     summary["dp_sweep"] = rows;
+  }
+
+  if (c.experiment == Experiment::kByzantine) {
+    std::vector<const FederationResult*> by_plan;
+    for (const auto& index : result_of)
+      by_plan.push_back(index ? &result.runs[*index] : nullptr);
+    summary["byzantine"] = byzantine_summary(byzantine, by_plan, run_errors);
   }
 
   if (c.experiment == Experiment::kPrivacyUtility) {
