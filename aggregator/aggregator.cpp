@@ -54,10 +54,20 @@ Aggregator::Aggregator(AggregatorConfig config, AggregatorHooks hooks)
       store_(config_.state_dir),
       strategy_(make_strategy(config_.strategy)),
       validator_(config_.validation),
+      guard_(config_.validation),
       metrics_(config_.state_dir / "metrics.jsonl"),
       status_(config_.state_dir),
       started_at_(std::chrono::system_clock::now()) {
   tensor::configure_torch_threads(config_.threads);
+  // A robust strategy's limit on the number of updates (e.g. Krum: n > 2f + 2) raises the
+  // round's minimum: a round with fewer updates could not be aggregated as the config promises.
+  if (const std::size_t need = config_.strategy.min_updates(); need > config_.min_updates) {
+    spdlog::info("strategy {} needs at least {} updates per round; sites.min_updates raised "
+                 "from {} to {}",
+                 to_string(config_.strategy.kind), need, config_.min_updates, need);
+    config_.min_updates = need;
+    config_.min_sites = std::max(config_.min_sites, need);
+  }
   if (auto saved = store_.load())
     resume(std::move(*saved));
   else

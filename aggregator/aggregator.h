@@ -11,6 +11,7 @@
 #include <string>
 
 #include "aggregator/aggregator_config.h"
+#include "aggregator/update_guard.h"
 #include "aggregator/round_record.h"
 #include "aggregator/state_store.h"
 #include "aggregator/status_file.h"
@@ -73,6 +74,8 @@ class Aggregator {
   void resume(AggregatorState saved);
   // One attempt at round state_.round + 1; true when it completed.
   bool run_round(int attempt, const std::atomic<bool>& stop);
+  // Feeds the updates the guard held to the strategy and records what the guard did.
+  void close_round(RoundProgress& progress);
   void evaluate(RoundProgress& progress, const std::set<std::string>& sites,
                 const std::atomic<bool>& stop);
   void wait_for_sites(const std::atomic<bool>& stop);
@@ -102,6 +105,7 @@ class Aggregator {
   AggregatorState state_;
   std::unique_ptr<Strategy> strategy_;
   UpdateValidator validator_;
+  UpdateGuard guard_;
   MetricsLog metrics_;
   StatusFile status_;
   std::unique_ptr<proto::Server> server_;

@@ -31,7 +31,13 @@ struct Aggregator::RoundProgress {
   std::int64_t round = 0;
   int attempt = 1;
   std::set<std::string> asked;
-  std::set<std::string> answered;  // sent an update for this round (accepted or refused)
+  // sent an accepted update, or may no longer send one (refused max_refusals times, or refused
+  // with no resend grace), or reported an error
+  std::set<std::string> answered;
+  // sites whose update was refused: how often, and when last (the round waits for a resend
+  // until resend_grace has passed)
+  std::map<std::string, int> refusals;
+  std::map<std::string, std::chrono::steady_clock::time_point> refused_at;
   std::optional<proto::Task> task;  // re-sent to an asked site that reconnects mid-round
   RoundRecord record;
   double loss_weighted = 0.0;

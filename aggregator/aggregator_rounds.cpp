@@ -48,7 +48,18 @@ bool Aggregator::run_round(int attempt, const std::atomic<bool>& stop) {
   p.record.started = utc_now_iso();
   p.record.sites_asked = to_vector(p.asked);
 
+  if (std::string problem = config_.strategy.count_problem(p.asked.size()); !problem.empty()) {
+    // sites_per_round asked fewer sites than the strategy needs: no Task could help.
+    p.record.outcome = "retry";
+    metrics_.append(p.record.to_json());
+    spdlog::error("round {} attempt {} not started: {} (of {} live); waiting for more sites or "
+                  "change sites.per_round",
+                  r, attempt, problem, live_count);
+    serve_until(Clock::now() + detail::kPollSlice * 5, {}, {}, "waiting_for_sites", p, stop);
+    return false;
+  }
   validator_.begin_round(r, state_.global, p.asked);
+  guard_.begin_round(state_.global);
   strategy_->begin_round(state_.global);
   proto::Task task;
   task.weights = proto::to_wire(state_.global);
@@ -71,7 +82,8 @@ bool Aggregator::run_round(int attempt, const std::atomic<bool>& stop) {
 
   serve_until(round_start + config_.round_timeout, p.asked, p.answered, "training", p, stop);
   for (const auto& id : p.asked)
-    if (!p.answered.count(id)) p.record.silent.push_back(id);
+    if (!p.answered.count(id) && !p.refusals.count(id)) p.record.silent.push_back(id);
+  close_round(p);
 
   auto finish_record = [&](const char* outcome) {
     const auto& after = server_->stats();
@@ -105,6 +117,7 @@ bool Aggregator::run_round(int attempt, const std::atomic<bool>& stop) {
   const auto agg_start = Clock::now();
   NamedTensors next = strategy_->finish();
   p.record.aggregation_seconds = detail::seconds_since(agg_start);
+  p.record.strategy_report = strategy_->round_report();
   state_.global = std::move(next);
   state_.round = r;
   state_.strategy = strategy_->state();
@@ -127,6 +140,32 @@ bool Aggregator::run_round(int attempt, const std::atomic<bool>& stop) {
   metrics_.replace_last(p.record.to_json());
   if (hooks_.on_round) hooks_.on_round(p.record, state_);
   return true;
+}
+
+void Aggregator::close_round(RoundProgress& p) {
+  // Held updates meet the round's relative norm bound and the share cap, then the strategy.
+  for (ModelUpdate& u : guard_.close()) {
+    p.record.accepted[u.site] = u.samples;
+    strategy_->add(u);
+  }
+  for (const Rejection& late : guard_.refusals()) {
+    p.record.accepted.erase(late.site);
+    const std::string reason(to_string(late.reason));
+    p.record.rejected.push_back({late.site, reason, late.detail});
+    spdlog::warn("round {}: update from {} refused when the round closed ({}): {}", p.round,
+                 late.site, reason, late.detail);
+  }
+  p.record.guard = guard_.record();
+  const auto& clipped = p.record.guard["clipped"];
+  const auto& capped = p.record.guard["capped"];
+  for (const auto& [site, norm] : clipped.items())
+    spdlog::warn("round {}: update from {} clipped from norm {:.4g} to the bound {:.4g}", p.round,
+                 site, norm.get<double>(), p.record.guard.value("bound", 0.0));
+  for (const auto& [site, c] : capped.items())
+    spdlog::warn("round {}: sample count of {} capped from {} to {} (by {})", p.round, site,
+                 c["claimed"].get<std::int64_t>(), c["counted"].get<std::int64_t>(),
+                 c["by"].get<std::string>());
+  p.refused_at.clear();  // the resend grace ends with the round
 }
 
 void Aggregator::evaluate(RoundProgress& p, const std::set<std::string>& sites,
@@ -196,10 +235,18 @@ void Aggregator::evaluate(RoundProgress& p, const std::set<std::string>& sites,
 void Aggregator::serve_until(Clock::time_point deadline, const std::set<std::string>& asked,
                              const std::set<std::string>& answered, const char* phase,
                              RoundProgress& p, const std::atomic<bool>& stop) {
+  const auto grace = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(config_.validation.resend_grace_seconds));
   while (!stop && Clock::now() < deadline) {
     bool waiting = false;
-    for (const auto& id : asked)
-      if (!answered.count(id) && live_.count(id)) waiting = true;
+    for (const auto& id : asked) {
+      if (answered.count(id) || !live_.count(id)) continue;
+      // A refused site may resend until the round closes, but the round waits for it only
+      // during its grace.
+      auto refused = p.refused_at.find(id);
+      if (refused != p.refused_at.end() && Clock::now() - refused->second >= grace) continue;
+      waiting = true;
+    }
     if (!waiting) return;
     auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     poll(std::clamp(left, milliseconds(1), detail::kPollSlice), &p);

@@ -114,6 +114,13 @@ void Aggregator::on_update(proto::Received& in, RoundProgress* p) {
                        "no round is collecting updates now (the update claims round " +
                            std::to_string(claimed) + ")");
   }
+  const int max_refusals = config_.validation.max_refusals;
+  if (auto r = p->refusals.find(in.site_id); r != p->refusals.end() && r->second >= max_refusals)
+    return reply_error(in, proto::ErrorCode::kRejected,
+                       std::string(to_string(RejectReason::kTooManyRefusals)) + ": " +
+                           std::to_string(max_refusals) + " updates of site '" + in.site_id +
+                           "' were refused in round " + std::to_string(p->round) +
+                           "; it is not heard again until the next round");
   ModelUpdate mu;
   mu.site = in.site_id;
   mu.round = in.envelope.round > static_cast<std::uint64_t>(INT64_MAX) ? -1 : claimed;
@@ -127,28 +134,50 @@ void Aggregator::on_update(proto::Received& in, RoundProgress* p) {
     return reply_error(in, proto::ErrorCode::kMalformed, e.what());
   }
   update.weights.clear();  // the wire copy is no longer needed; halves the peak memory
-  if (auto rejection = validator_.admit(mu)) {
+  std::optional<Rejection> rejection = validator_.admit(mu);
+  std::optional<ModelUpdate> ready;
+  if (!rejection) {
+    const LiveSite& site = live_.at(in.site_id);
+    std::optional<std::int64_t> declared;
+    if (site.said_hello && site.hello.dataset.images <= static_cast<std::uint64_t>(INT64_MAX))
+      declared = static_cast<std::int64_t>(site.hello.dataset.images);
+    ready = guard_.admit(std::move(mu), declared);
+    rejection = guard_.refused();
+  }
+  if (rejection) {
     const std::string reason(to_string(rejection->reason));
-    // A late answer to an earlier round is not this round's answer.
+    // A late answer to an earlier round is not this round's answer. Any other refusal leaves
+    // the door open: the site may send a valid update until the round closes (the round waits
+    // resend_grace for it), up to max_refusals times.
     if (rejection->reason != RejectReason::kStaleRound &&
         rejection->reason != RejectReason::kFutureRound &&
-        rejection->reason != RejectReason::kUnexpectedSite)
-      p->answered.insert(in.site_id);
+        rejection->reason != RejectReason::kUnexpectedSite) {
+      const int refusals = ++p->refusals[in.site_id];
+      p->refused_at[in.site_id] = Clock::now();
+      if (refusals >= max_refusals || config_.validation.resend_grace_seconds <= 0)
+        p->answered.insert(in.site_id);
+    }
     p->record.rejected.push_back({in.site_id, reason, rejection->detail});
     spdlog::warn("round {}: update from {} rejected ({}): {}", p->round, in.site_id, reason,
                  rejection->detail);
-    return reply_error(in, proto::ErrorCode::kRejected, reason + ": " + rejection->detail);
+    const bool may_resend = !p->answered.count(in.site_id) && p->refusals.count(in.site_id);
+    return reply_error(in, proto::ErrorCode::kRejected,
+                       reason + ": " + rejection->detail +
+                           (may_resend ? "; a valid update is still accepted until the round closes"
+                                       : ""));
   }
-  strategy_->add(mu);
+  const std::int64_t samples = ready ? ready->samples : guard_.last_counted();
+  if (ready) strategy_->add(*ready);
+  p->refused_at.erase(in.site_id);
   p->answered.insert(in.site_id);
-  p->record.accepted[in.site_id] = mu.samples;
+  p->record.accepted[in.site_id] = samples;
   auto loss = update.metrics.find("loss");
   if (loss != update.metrics.end() && std::isfinite(loss->second)) {
-    p->loss_weighted += loss->second * static_cast<double>(mu.samples);
-    p->loss_samples += mu.samples;
+    p->loss_weighted += loss->second * static_cast<double>(samples);
+    p->loss_samples += samples;
   }
   spdlog::info("round {}: update from {} accepted ({} samples{}); {} of {}", p->round, in.site_id,
-               mu.samples,
+               samples,
                loss != update.metrics.end() ? fmt::format(", loss {:.4f}", loss->second) : "",
                p->record.accepted.size(), p->asked.size());
 }

@@ -2,12 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
+#include "aggregator/lane_sort.h"
 #include "aggregator/parallel.h"
 #include "aggregator/tensor_kernels.h"
 #include "core/util/error.h"
@@ -50,55 +46,19 @@ std::vector<std::pair<int, int>> prune_network(const std::vector<std::pair<int, 
   return kept;
 }
 
-namespace {
-
-constexpr int kLanes = 16;  // coordinates sorted side by side: one 64-byte line per input
-
-// Branch-free: min to `lo`, max to `hi`, lane by lane (values are finite: validated updates).
-inline void compare_exchange(float* __restrict lo, float* __restrict hi) {
-#if defined(__SSE2__)
-  for (int l = 0; l < kLanes; l += 4) {
-    __m128 a = _mm_loadu_ps(lo + l), b = _mm_loadu_ps(hi + l);
-    _mm_storeu_ps(lo + l, _mm_min_ps(a, b));
-    _mm_storeu_ps(hi + l, _mm_max_ps(a, b));
-  }
-#else
-  for (int l = 0; l < kLanes; ++l) {
-    float a = lo[l], b = hi[l];
-    lo[l] = std::min(a, b);
-    hi[l] = std::max(a, b);
-  }
-#endif
-}
-
-}  // namespace
-
 void trimmed_mean_kernel(const std::vector<const float*>& inputs, float* out, std::int64_t numel,
                          int k) {
   const int n = static_cast<int>(inputs.size());
   TORCH_CHECK(n >= 1 && k >= 0 && 2 * k < n);
   const auto network = prune_network(sorting_network(n), k, n - k);
   const double scale = 1.0 / (n - 2 * k);
-  const std::int64_t blocks = (numel + kLanes - 1) / kLanes;
-  parallel_parts(blocks, 1024, [&](std::int64_t first, std::int64_t last, int) {
-    std::vector<float> rows(static_cast<std::size_t>(n) * kLanes);
-    for (std::int64_t block = first; block < last; ++block) {
-      const std::int64_t start = block * kLanes;
-      const int width = static_cast<int>(std::min<std::int64_t>(kLanes, numel - start));
-      for (int i = 0; i < n; ++i) {
-        float* row = rows.data() + i * kLanes;
-        std::memcpy(row, inputs[i] + start, sizeof(float) * width);
-        if (width < kLanes) std::fill(row + width, row + kLanes, 0.0f);
-      }
-      for (const auto& [a, b] : network)
-        compare_exchange(rows.data() + a * kLanes, rows.data() + b * kLanes);
-      double sum[kLanes] = {};
-      for (int r = k; r < n - k; ++r) {
-        const float* row = rows.data() + r * kLanes;
-        for (int l = 0; l < kLanes; ++l) sum[l] += row[l];
-      }
-      for (int l = 0; l < width; ++l) out[start + l] = static_cast<float>(sum[l] * scale);
+  for_each_sorted_block(inputs, numel, network, [&](const float* rows, std::int64_t start, int width) {
+    double sum[kLanes] = {};
+    for (int r = k; r < n - k; ++r) {
+      const float* row = rows + r * kLanes;
+      for (int l = 0; l < kLanes; ++l) sum[l] += row[l];
     }
+    for (int l = 0; l < width; ++l) out[start + l] = static_cast<float>(sum[l] * scale);
   });
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,8 @@ struct ModelUpdate {
   // Named like the global model's tensors (any order until UpdateValidator::admit puts them in
   // the global model's order, which the strategies rely on).
   NamedTensors tensors;
+  // ||update - global||_2 (of a delta: ||delta||_2), set by UpdateValidator::admit; NaN before.
+  double delta_norm = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Empty when `actual` has exactly the names of `expected` (in any order, each once) with the

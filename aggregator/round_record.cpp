@@ -35,6 +35,8 @@ nlohmann::json RoundRecord::to_json() const {
                       {"bytes_in", bytes_in},
                       {"bytes_out", bytes_out}};
   if (train_loss) j["train_loss"] = *train_loss;
+  for (const auto& [key, value] : guard.items()) j[key] = value;
+  if (!strategy_report.empty()) j["strategy_report"] = strategy_report;
   if (!eval.empty()) j["eval"] = eval;
   return j;
 }

@@ -30,6 +30,11 @@ struct RoundRecord {
   double aggregation_seconds = 0.0;
   std::uint64_t bytes_in = 0, bytes_out = 0;
   std::optional<double> train_loss;  // sample-weighted mean of the sites' reported loss
+  // The UpdateGuard's record: {"norm_bound", "bound", "clipped": {site: norm}, "capped": {site:
+  // {claimed, counted, by}}}, written at the top level of the line.
+  nlohmann::json guard = nlohmann::json::object();
+  // Strategy::round_report() (e.g. the updates Krum selected); "strategy_report" when not empty.
+  nlohmann::json strategy_report = nlohmann::json::object();
   nlohmann::json eval = nlohmann::json::object();
 
   nlohmann::json to_json() const;

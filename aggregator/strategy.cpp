@@ -3,24 +3,29 @@
 #include <array>
 #include <cmath>
 #include <sstream>
+#include <variant>
 
 #include "aggregator/coordinate_wise.h"
 #include "aggregator/fedavg.h"
 #include "aggregator/fedopt.h"
 #include "aggregator/fedprox.h"
+#include "aggregator/krum.h"
 #include "core/util/config.h"
 #include "core/util/error.h"
 
 namespace ppreid::agg {
 namespace {
 
-constexpr std::array<std::pair<StrategyKind, std::string_view>, 6> kNames = {{
+constexpr std::array<std::pair<StrategyKind, std::string_view>, 9> kNames = {{
     {StrategyKind::kFedAvg, "fedavg"},
     {StrategyKind::kFedProx, "fedprox"},
     {StrategyKind::kFedAdam, "fedadam"},
     {StrategyKind::kFedYogi, "fedyogi"},
     {StrategyKind::kMedian, "median"},
     {StrategyKind::kTrimmedMean, "trimmed_mean"},
+    {StrategyKind::kKrum, "krum"},
+    {StrategyKind::kMultiKrum, "multi_krum"},
+    {StrategyKind::kBulyan, "bulyan"},
 }};
 
 std::vector<std::string> names() {
@@ -30,14 +35,19 @@ std::vector<std::string> names() {
 }
 
 bool is_fedopt(StrategyKind k) { return k == StrategyKind::kFedAdam || k == StrategyKind::kFedYogi; }
+bool is_krum_family(StrategyKind k) {
+  return k == StrategyKind::kKrum || k == StrategyKind::kMultiKrum || k == StrategyKind::kBulyan;
+}
+bool is_multi_krum(StrategyKind k) { return k == StrategyKind::kMultiKrum; }
 
 // Which hyperparameters each strategy reads; the rest must not be set for it.
 struct Field {
   const char* key;
-  double StrategyConfig::*member;
+  std::variant<double StrategyConfig::*, std::int64_t StrategyConfig::*, bool StrategyConfig::*>
+      member;
   bool (*applies)(StrategyKind);
 };
-const std::array<Field, 6> kFields = {{
+const std::array<Field, 9> kFields = {{
     {"mu", &StrategyConfig::mu, [](StrategyKind k) { return k == StrategyKind::kFedProx; }},
     {"server_lr", &StrategyConfig::server_lr, is_fedopt},
     {"beta1", &StrategyConfig::beta1, is_fedopt},
@@ -45,6 +55,9 @@ const std::array<Field, 6> kFields = {{
     {"tau", &StrategyConfig::tau, is_fedopt},
     {"trim_fraction", &StrategyConfig::trim_fraction,
      [](StrategyKind k) { return k == StrategyKind::kTrimmedMean; }},
+    {"f", &StrategyConfig::f, is_krum_family},
+    {"m", &StrategyConfig::m, is_multi_krum},
+    {"weighted", &StrategyConfig::weighted, is_multi_krum},
 }};
 
 }  // namespace
@@ -80,12 +93,44 @@ void StrategyConfig::validate() const {
   }
   if (kind == StrategyKind::kTrimmedMean && !(trim_fraction >= 0 && trim_fraction < 0.5))
     fail("trim_fraction", trim_fraction, "0 <= trim_fraction < 0.5, per side");
+  if (is_krum_family(kind) && !(f >= 0 && f <= (1 << 20)))
+    fail("f", static_cast<double>(f), "0 <= f, the number of hostile sites assumed");
+  if (kind == StrategyKind::kMultiKrum && !(m >= 0 && m <= (1 << 20)))
+    fail("m", static_cast<double>(m), "m >= 1 updates kept, or 0 for n - f");
+}
+
+std::size_t StrategyConfig::min_updates() const {
+  switch (kind) {
+    case StrategyKind::kKrum: return static_cast<std::size_t>(2 * f + 3);
+    case StrategyKind::kMultiKrum:
+      return static_cast<std::size_t>(std::max<std::int64_t>(2 * f + 3, m));
+    case StrategyKind::kBulyan: return static_cast<std::size_t>(4 * f + 3);
+    default: return 1;
+  }
+}
+
+std::string StrategyConfig::count_problem(std::size_t n) const {
+  if (n >= min_updates()) return {};
+  std::ostringstream msg;
+  const std::string name(to_string(kind));
+  if (kind == StrategyKind::kBulyan) {
+    msg << name << " with f = " << f << " needs n >= 4f + 3 = " << 4 * f + 3 << " updates";
+  } else if (is_krum_family(kind) && n < static_cast<std::size_t>(2 * f + 3)) {
+    msg << name << " with f = " << f << " needs n > 2f + 2 = " << 2 * f + 2 << " updates";
+  } else if (kind == StrategyKind::kMultiKrum) {
+    msg << name << " with m = " << m << " needs n >= m = " << m << " updates";
+  } else {
+    msg << name << " needs at least 1 update";
+  }
+  msg << "; the round has " << n;
+  return msg.str();
 }
 
 nlohmann::json StrategyConfig::to_json() const {
   nlohmann::json j = {{"name", std::string(to_string(kind))}};
-  for (const auto& f : kFields)
-    if (f.applies(kind)) j[f.key] = this->*f.member;
+  for (const auto& field : kFields)
+    if (field.applies(kind))
+      std::visit([&](auto member) { j[field.key] = this->*member; }, field.member);
   return j;
 }
 
@@ -93,8 +138,13 @@ StrategyConfig StrategyConfig::from_json(const nlohmann::json& j, const std::str
   StrategyConfig c;
   try {
     c.kind = strategy_kind_from_string(j.at("name").get<std::string>());
-    for (const auto& f : kFields)
-      if (f.applies(c.kind) && j.contains(f.key)) c.*f.member = j.at(f.key).get<double>();
+    for (const auto& field : kFields)
+      if (field.applies(c.kind) && j.contains(field.key))
+        std::visit(
+            [&](auto member) {
+              c.*member = j.at(field.key).get<std::remove_reference_t<decltype(c.*member)>>();
+            },
+            field.member);
   } catch (const nlohmann::json::exception& e) {
     throw Error(where + ": malformed strategy settings (" + e.what() + ")");
   } catch (const Error& e) {
@@ -113,11 +163,11 @@ StrategyConfig StrategyConfig::read(util::ConfigReader& section) {
   std::string name(to_string(c.kind));
   section.get_choice("name", name, names());
   c.kind = strategy_kind_from_string(name);
-  for (const auto& f : kFields) {
-    if (f.applies(c.kind)) {
-      section.get(f.key, c.*f.member);
-    } else if (section.has(f.key)) {
-      section.fail(f.key, "does not apply to strategy '" + name + "'");
+  for (const auto& field : kFields) {
+    if (field.applies(c.kind)) {
+      std::visit([&](auto member) { section.get(field.key, c.*member); }, field.member);
+    } else if (section.has(field.key)) {
+      section.fail(field.key, "does not apply to strategy '" + name + "'");
     }
   }
   try {
@@ -163,6 +213,8 @@ NamedTensors Strategy::finish() {
   if (count_ == 0)
     throw Error(std::string(to_string(kind())) + ": no update to aggregate in this round; " +
                 "retry the round");
+  if (std::string problem = config_.count_problem(count_); !problem.empty())
+    throw Error(problem + "; retry the round with more sites");
   NamedTensors out = on_finish();
   abandon();
   return out;
@@ -201,6 +253,9 @@ std::unique_ptr<Strategy> make_strategy(const StrategyConfig& config) {
     case StrategyKind::kFedYogi: return std::make_unique<FedOpt>(config);
     case StrategyKind::kMedian:
     case StrategyKind::kTrimmedMean: return std::make_unique<CoordinateWise>(config);
+    case StrategyKind::kKrum:
+    case StrategyKind::kMultiKrum:
+    case StrategyKind::kBulyan: return std::make_unique<Krum>(config);
   }
   throw Error("unknown aggregation strategy");
 }

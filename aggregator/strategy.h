@@ -15,10 +15,20 @@ class ConfigReader;
 
 namespace ppreid::agg {
 
-enum class StrategyKind { kFedAvg, kFedProx, kFedAdam, kFedYogi, kMedian, kTrimmedMean };
+enum class StrategyKind {
+  kFedAvg,
+  kFedProx,
+  kFedAdam,
+  kFedYogi,
+  kMedian,
+  kTrimmedMean,
+  kKrum,
+  kMultiKrum,
+  kBulyan,
+};
 
-// "fedavg", "fedprox", "fedadam", "fedyogi", "median", "trimmed_mean": the names in configs,
-// checkpoints and metrics.
+// "fedavg", "fedprox", "fedadam", "fedyogi", "median", "trimmed_mean", "krum", "multi_krum",
+// "bulyan": the names in configs, checkpoints and metrics.
 std::string_view to_string(StrategyKind kind);
 // Throws ppreid::Error listing the known names.
 StrategyKind strategy_kind_from_string(std::string_view name);
@@ -31,9 +41,18 @@ struct StrategyConfig {
   double beta2 = 0.99;          // fedadam/fedyogi: second-moment decay
   double tau = 1e-3;            // fedadam/fedyogi: adaptivity (added to sqrt(v); v starts at tau^2)
   double trim_fraction = 0.1;   // trimmed_mean: share of updates dropped at EACH end per coordinate
+  std::int64_t f = 1;           // krum, multi_krum, bulyan: the number of hostile sites assumed
+  std::int64_t m = 0;           // multi_krum: updates kept and averaged; 0 = n - f of the round
+  bool weighted = true;         // multi_krum: average the kept updates by samples (as Flower)
 
   // Throws ppreid::Error naming the first field out of range.
   void validate() const;
+  // The fewest updates the strategy can aggregate as its guarantees require (krum, multi_krum:
+  // n > 2f + 2 and n >= m; bulyan: n >= 4f + 3; the others: 1).
+  std::size_t min_updates() const;
+  // Empty when `n` updates satisfy min_updates(); else which limit failed, e.g. "krum with
+  // f = 2 needs n > 2f + 2 = 6 updates; the round has 5".
+  std::string count_problem(std::size_t n) const;
   nlohmann::json to_json() const;
   static StrategyConfig from_json(const nlohmann::json& j, const std::string& where);
   // Reads a config section such as
@@ -59,6 +78,8 @@ struct StrategyState {
 //     update waiting to be folded with the next (1), whatever the number of updates, plus for
 //     fedadam/fedyogi their moments m and v (2) kept between rounds.
 //   median, trimmed_mean: need all updates at once: every update is kept (N), plus one output.
+//   krum, multi_krum, bulyan: every update is kept (N), plus N x N float64 distances, plus for
+//     bulyan the selected delta updates turned into weights.
 class Strategy {
  public:
   explicit Strategy(StrategyConfig config) : config_(config) {}
@@ -81,7 +102,8 @@ class Strategy {
   std::size_t num_updates() const { return count_; }
   // The new global weights (fresh tensors, the global's dtypes); ends the round and, for server
   // optimizers, advances their state: checkpoint the result and state() together. Throws
-  // ppreid::Error when no update was added (the round must be retried).
+  // ppreid::Error when no update was added or fewer than config().min_updates() (the round must
+  // be retried).
   NamedTensors finish();
   // Ends the round without changing anything.
   void abandon();
@@ -92,6 +114,9 @@ class Strategy {
   // Settings to put into every Task of this strategy, e.g. {"proximal_mu": 0.01} for FedProx;
   // an empty object for the others.
   virtual nlohmann::json task_settings() const { return nlohmann::json::object(); }
+  // What the last finish() decided, for the round's metrics record (e.g. the updates Krum
+  // selected); an empty object for strategies that decide nothing per update.
+  virtual nlohmann::json round_report() const { return nlohmann::json::object(); }
   // The state to checkpoint after finish(); kind only, for stateless strategies.
   virtual StrategyState state() const;
   // Restores a checkpointed state() for the model `global`; throws ppreid::Error saying what

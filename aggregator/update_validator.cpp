@@ -34,8 +34,22 @@ std::string_view to_string(RejectReason reason) {
     case RejectReason::kStructureMismatch: return "structure_mismatch";
     case RejectReason::kNonFinite: return "non_finite";
     case RejectReason::kNormTooLarge: return "norm_too_large";
+    case RejectReason::kTooManyRefusals: return "too_many_refusals";
   }
   return "unknown";
+}
+
+std::string_view to_string(NormBound bound) {
+  switch (bound) {
+    case NormBound::kRelative: return "relative";
+    case NormBound::kAbsolute: return "absolute";
+    case NormBound::kOff: return "off";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(OverBound action) {
+  return action == OverBound::kClip ? "clip" : "refuse";
 }
 
 const std::vector<RejectReason>& all_reject_reasons() {
@@ -43,7 +57,8 @@ const std::vector<RejectReason>& all_reject_reasons() {
       RejectReason::kStaleRound,     RejectReason::kFutureRound,
       RejectReason::kUnexpectedSite, RejectReason::kDuplicateSite,
       RejectReason::kBadSampleCount, RejectReason::kStructureMismatch,
-      RejectReason::kNonFinite,      RejectReason::kNormTooLarge};
+      RejectReason::kNonFinite,      RejectReason::kNormTooLarge,
+      RejectReason::kTooManyRefusals};
   return reasons;
 }
 
@@ -53,14 +68,44 @@ ValidationLimits ValidationLimits::read(util::ConfigReader& section) {
     double bound = 0;
     section.get("max_delta_norm", bound, 1e-12, 1e300);
     limits.max_delta_norm = bound;
+    limits.norm_bound = NormBound::kAbsolute;
   }
+  std::string mode(to_string(limits.norm_bound));
+  section.get_choice("norm_bound", mode, {"relative", "absolute", "off"});
+  limits.norm_bound = mode == "relative"   ? NormBound::kRelative
+                      : mode == "absolute" ? NormBound::kAbsolute
+                                           : NormBound::kOff;
+  if (limits.norm_bound == NormBound::kAbsolute && !limits.max_delta_norm)
+    section.fail("norm_bound", "is absolute but max_delta_norm is not set; give the bound, or use "
+                               "norm_bound: relative");
+  if (limits.norm_bound != NormBound::kAbsolute && limits.max_delta_norm)
+    section.fail("max_delta_norm", "applies to norm_bound: absolute, not " + mode);
+  if (limits.norm_bound == NormBound::kRelative) {
+    section.get("norm_multiple", limits.norm_multiple, 1.0, 1e6);
+  } else if (section.has("norm_multiple")) {
+    section.fail("norm_multiple", "applies to norm_bound: relative, not " + mode);
+  }
+  std::string action(to_string(limits.over_bound));
+  section.get_choice("over_bound", action, {"clip", "refuse"});
+  limits.over_bound = action == "clip" ? OverBound::kClip : OverBound::kRefuse;
   section.get("max_samples", limits.max_samples, std::int64_t{1},
               std::numeric_limits<std::int64_t>::max());
+  section.get("max_sample_share", limits.max_sample_share, 1e-6, 1.0);
+  section.get("resend_grace", limits.resend_grace_seconds, 0.0, 86400.0);
+  section.get("max_refusals", limits.max_refusals, 1, 1000);
   section.finish();
   return limits;
 }
 
 UpdateValidator::UpdateValidator(ValidationLimits limits) : limits_(limits) {
+  if (limits_.norm_bound == NormBound::kAbsolute && !limits_.max_delta_norm)
+    throw Error("update validation: norm_bound absolute needs max_delta_norm");
+  if (!(limits_.norm_multiple >= 1.0))
+    throw Error("update validation: norm_multiple must be >= 1, got " +
+                number(limits_.norm_multiple));
+  if (!(limits_.max_sample_share > 0 && limits_.max_sample_share <= 1))
+    throw Error("update validation: max_sample_share must be in (0, 1], got " +
+                number(limits_.max_sample_share));
   if (limits_.max_delta_norm && !(*limits_.max_delta_norm > 0))
     throw Error("update validation: the norm bound must be > 0, got " +
                 number(*limits_.max_delta_norm));
@@ -123,8 +168,7 @@ double UpdateValidator::delta_norm(const ModelUpdate& u) const {
   return std::sqrt(sum);
 }
 
-std::optional<Rejection> UpdateValidator::check_data(const ModelUpdate& u) const {
-  double norm = delta_norm(u);
+std::optional<Rejection> UpdateValidator::check_data(const ModelUpdate& u, double norm) const {
   if (!std::isfinite(norm)) {
     // Rare path: find the tensor to name it. A finite update whose squared distance overflows
     // is impossible for float32 data (< 1e77 per element), so this is NaN or Inf in the data.
@@ -135,7 +179,7 @@ std::optional<Rejection> UpdateValidator::check_data(const ModelUpdate& u) const
     }
     return reject(u, RejectReason::kNonFinite, "the update's distance to the global is not finite");
   }
-  if (limits_.max_delta_norm && norm > *limits_.max_delta_norm)
+  if (limits_.validator_refuses_norm() && norm > *limits_.max_delta_norm)
     return reject(u, RejectReason::kNormTooLarge,
                   "||update - global||_2 = " + number(norm) + " exceeds the bound " +
                       number(*limits_.max_delta_norm));
@@ -144,11 +188,14 @@ std::optional<Rejection> UpdateValidator::check_data(const ModelUpdate& u) const
 
 std::optional<Rejection> UpdateValidator::check(const ModelUpdate& u) const {
   if (auto r = check_header(u)) return r;
-  return check_data(u);
+  return check_data(u, delta_norm(u));
 }
 
 std::optional<Rejection> UpdateValidator::admit(ModelUpdate& u) {
-  if (auto r = check(u)) return r;
+  if (auto r = check_header(u)) return r;
+  const double norm = delta_norm(u);
+  if (auto r = check_data(u, norm)) return r;
+  u.delta_norm = norm;
   bool ordered = true;
   for (std::size_t i = 0; i < u.tensors.size() && ordered; ++i)
     ordered = u.tensors[i].first == global_[i].first;

@@ -26,6 +26,7 @@ enum class RejectReason {
   kStructureMismatch,  // "structure_mismatch": names, shapes or dtypes differ from the global's
   kNonFinite,          // "non_finite": NaN or Inf in a tensor
   kNormTooLarge,       // "norm_too_large": ||update - global||_2 above the bound
+  kTooManyRefusals,    // "too_many_refusals": the site's updates were refused max_refusals times
 };
 std::string_view to_string(RejectReason reason);
 // The reasons in declaration order (for metrics with a zero count per reason).
@@ -37,17 +38,47 @@ struct Rejection {
   std::string detail;  // human-readable: the tensor, the norm, the rounds involved
 };
 
+// How the norm of an update's change ||update - global||_2 (of a delta update: of the delta,
+// over all floating-point tensors: parameters and BatchNorm statistics) is bounded; see
+// update_guard.h for the why.
+enum class NormBound {
+  kRelative,  // "relative": norm_multiple x the lower median of the round's norms (default)
+  kAbsolute,  // "absolute": max_delta_norm
+  kOff,       // "off"
+};
+enum class OverBound {
+  kClip,    // "clip": the change is scaled down to the bound (default)
+  kRefuse,  // "refuse": the update is refused (norm_too_large)
+};
+std::string_view to_string(NormBound bound);   // relative | absolute | off
+std::string_view to_string(OverBound action);  // clip | refuse
+
 struct ValidationLimits {
-  // Bound on the L2 norm of the update's difference to the global weights (of a delta update:
-  // of the delta), over all floating-point tensors (parameters and BatchNorm statistics).
-  std::optional<double> max_delta_norm;
+  NormBound norm_bound = NormBound::kRelative;
+  double norm_multiple = 3.0;
+  std::optional<double> max_delta_norm;  // the absolute bound
+  OverBound over_bound = OverBound::kClip;
+  // No site's sample count above this share of the round's total (1: no cap).
+  double max_sample_share = 0.5;
+  // A site whose update was refused may send another until the round closes; the round waits
+  // for it at most this long after the refusal (0: the refusal counts as its answer), and
+  // stops listening to it after max_refusals refusals in one round.
+  double resend_grace_seconds = 10.0;
+  int max_refusals = 3;
   // Largest believable sample count (a site's training images); larger counts are refused, as
   // they would let one site dominate FedAvg.
   std::int64_t max_samples = 100'000'000;
 
-  // Reads a config section such as `validation: {max_delta_norm: 50, max_samples: 1000000}`
-  // (max_delta_norm absent: no bound).
+  // Reads a config section such as
+  //   validation: {norm_bound: relative, norm_multiple: 3, over_bound: clip,
+  //                max_samples: 1000000, max_sample_share: 0.5, resend_grace: 10}
+  // (max_delta_norm without norm_bound implies norm_bound: absolute; absolute needs it).
   static ValidationLimits read(util::ConfigReader& section);
+  // The validator refuses over-bound updates itself (absolute bound, over_bound refuse): the
+  // site hears it at once and may resend. Otherwise the UpdateGuard bounds them.
+  bool validator_refuses_norm() const {
+    return norm_bound == NormBound::kAbsolute && over_bound == OverBound::kRefuse;
+  }
 };
 
 // Checks updates against the round in progress. Cheap checks run first (round, site, samples,
@@ -64,7 +95,7 @@ class UpdateValidator {
                    std::set<std::string> expected_sites = {});
 
   // Checks `update`; when it passes, puts its tensors in the global model's order (what the
-  // strategies expect), counts its site for this round and returns nullopt. A rejected update
+  // strategies expect), sets its delta_norm, counts its site for this round and returns nullopt. A rejected update
   // does not count its site: the same site may still send a valid one.
   std::optional<Rejection> admit(ModelUpdate& update);
   // The same checks, without counting the site or reordering.
@@ -80,7 +111,7 @@ class UpdateValidator {
 
  private:
   std::optional<Rejection> check_header(const ModelUpdate& update) const;
-  std::optional<Rejection> check_data(const ModelUpdate& update) const;
+  std::optional<Rejection> check_data(const ModelUpdate& update, double norm) const;
   const at::Tensor& global_of(const std::string& name) const;
 
   ValidationLimits limits_;

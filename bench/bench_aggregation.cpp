@@ -6,6 +6,12 @@
 //   Median            agg::CoordinateWise (SIMD sorting network per 16 coordinates, N copies)
 //   MedianTorch       straightforward: torch::stack the N updates per tensor, torch::median(0)
 //   Validate          agg::UpdateValidator::admit of one update (structure, NaN/Inf, norm)
+//   Krum, MultiKrum, Bulyan   agg::Krum (f = 1; multi-krum keeps n - f): all pairwise distances
+//                     in one blocked Gram pass (float64 matrix products), then the selection
+//   KrumPairs         straightforward Krum: the distance of every pair by its own pass over the
+//                     two updates (agg::kernels::squared_distance per tensor, the same threaded
+//                     float32 -> float64 loop the validator uses), then the same selection
+//   DistancesGram / DistancesPairs   the distance matrix alone, both ways
 // params_per_s counts every site's parameters (N x P per round). Memory counters: held_MB what
 // the strategy holds at its peak; peak_MB the process's peak RSS during the row (VmHWM, reset
 // per row through /proc/self/clear_refs) minus its RSS when the row starts, i.e. the row's
@@ -25,7 +31,10 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/krum.h"
+#include "aggregator/pairwise_distances.h"
 #include "aggregator/strategy.h"
+#include "aggregator/tensor_kernels.h"
 #include "aggregator/update_validator.h"
 #include "core/reid/model.h"
 
@@ -187,7 +196,10 @@ void MedianTorch(benchmark::State& state) {
 
 void Validate(benchmark::State& state) {
   at::set_num_threads(static_cast<int>(state.range(0)));
-  agg::UpdateValidator validator(agg::ValidationLimits{1e9, 100'000'000});
+  agg::ValidationLimits limits;
+  limits.norm_bound = agg::NormBound::kAbsolute;
+  limits.max_delta_norm = 1e9;
+  agg::UpdateValidator validator(limits);
   const ModelUpdate update = make_updates(1)[0];
   std::int64_t round = 0;
   for (auto _ : state) {
@@ -197,6 +209,72 @@ void Validate(benchmark::State& state) {
     if (validator.admit(u)) state.SkipWithError("valid update rejected");
   }
   finish_row(state, 1);
+}
+
+// The distance matrix the way Flower's _compute_distances does it: pair by pair.
+torch::Tensor distances_by_pairs(const std::vector<ModelUpdate>& updates) {
+  const auto n = static_cast<std::int64_t>(updates.size());
+  torch::Tensor d = torch::zeros({n, n}, torch::kFloat64);
+  for (std::int64_t u = 0; u < n; ++u)
+    for (std::int64_t v = u + 1; v < n; ++v) {
+      double sum = 0;
+      for (std::size_t i = 0; i < updates[u].tensors.size(); ++i)
+        if (updates[u].tensors[i].second.is_floating_point())
+          sum += agg::kernels::squared_distance(updates[u].tensors[i].second,
+                                                updates[v].tensors[i].second);
+      d[u][v] = sum;
+      d[v][u] = sum;
+    }
+  return d;
+}
+
+torch::Tensor distances_by_gram(const std::vector<ModelUpdate>& updates) {
+  std::vector<std::vector<agg::FlatPart>> parts(updates.size());
+  std::vector<std::int64_t> numels;
+  for (const auto& [name, t] : global_model())
+    if (t.is_floating_point()) numels.push_back(t.numel());
+  for (std::size_t u = 0; u < updates.size(); ++u)
+    for (const auto& [name, t] : updates[u].tensors)
+      if (t.is_floating_point()) parts[u].push_back({t.data_ptr<float>(), nullptr});
+  return agg::pairwise_squared_distances(parts, numels);
+}
+
+void distance_row(benchmark::State& state, torch::Tensor (*fn)(const std::vector<ModelUpdate>&)) {
+  const int n = static_cast<int>(state.range(0));
+  at::set_num_threads(static_cast<int>(state.range(1)));
+  const std::vector<ModelUpdate> updates = make_updates(n);
+  MemoryProbe probe;
+  for (auto _ : state) benchmark::DoNotOptimize(fn(updates).data_ptr());
+  probe.report(state, static_cast<std::size_t>(n) * n * 8);
+  finish_row(state, n);
+}
+
+void DistancesGram(benchmark::State& state) { distance_row(state, distances_by_gram); }
+void DistancesPairs(benchmark::State& state) { distance_row(state, distances_by_pairs); }
+
+void Krum(benchmark::State& state) { run_strategy(state, agg::StrategyKind::kKrum, 32); }
+void MultiKrum(benchmark::State& state) { run_strategy(state, agg::StrategyKind::kMultiKrum, 32); }
+void Bulyan(benchmark::State& state) { run_strategy(state, agg::StrategyKind::kBulyan, 32); }
+
+// Krum the straightforward way: pairwise distances pair by pair, the same scores, a copy of the
+// winner.
+void KrumPairs(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  at::set_num_threads(static_cast<int>(state.range(1)));
+  MemoryProbe probe;
+  const std::vector<ModelUpdate> updates = make_updates(n);
+  std::vector<std::size_t> all(updates.size());
+  for (std::size_t k = 0; k < all.size(); ++k) all[k] = k;
+  for (auto _ : state) {
+    const torch::Tensor d = distances_by_pairs(updates);
+    const auto scores = agg::detail::krum_scores(d, all, 1);
+    const auto best = agg::detail::lowest(scores, 1).front();
+    NamedTensors result;
+    for (const auto& [name, t] : updates[best].tensors) result.emplace_back(name, t.clone());
+    benchmark::DoNotOptimize(result.data());
+  }
+  probe.report(state, agg::byte_size(global_model()) * n);
+  finish_row(state, n);
 }
 
 void sites_and_threads(benchmark::internal::Benchmark* b) {
@@ -209,6 +287,12 @@ BENCHMARK(FedAvgNaive)->ArgsProduct({{2, 4, 8, 16, 32}, {1}})->UseRealTime()->Un
 BENCHMARK(Median)->Apply(sites_and_threads)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
 BENCHMARK(MedianTorch)->ArgsProduct({{2, 4, 8, 16, 32}, {2}})->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
 BENCHMARK(Validate)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(Krum)->ArgsProduct({{8, 32}, {2}})->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+BENCHMARK(MultiKrum)->ArgsProduct({{8, 32}, {2}})->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+BENCHMARK(Bulyan)->ArgsProduct({{8, 32}, {2}})->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+BENCHMARK(KrumPairs)->ArgsProduct({{8, 32}, {2}})->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+BENCHMARK(DistancesGram)->ArgsProduct({{8, 32}, {1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(DistancesPairs)->ArgsProduct({{8, 32}, {1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

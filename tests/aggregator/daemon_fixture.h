@@ -86,6 +86,19 @@ class ScriptedSite {
     return mine;
   }
 
+  // Sends another Update for the round of the last Task (a resend after a refusal).
+  void send_update(const NamedTensors& weights, std::uint64_t samples) {
+    proto::Update u;
+    u.weights = proto::to_wire(weights);
+    u.sample_count = samples;
+    client_->send(round_, u);
+  }
+  // Waits for the aggregator's ErrorMessage and returns its text ("" when none came).
+  std::string wait_for_error(std::chrono::milliseconds timeout = kWait) {
+    auto e = wait_for(proto::MessageType::kError, timeout);
+    return e ? std::get<proto::ErrorMessage>(e->envelope.payload).message : "";
+  }
+
   proto::Client& client() { return *client_; }
   const NamedTensors& last_task() const { return last_task_; }
   // Messages wait_for() skipped (Errors, Byes...).
@@ -152,9 +165,11 @@ class DaemonTest : public ::testing::Test {
     join();
   }
 
-  std::unique_ptr<ScriptedSite> site(const std::string& id, const std::string& key = "") {
+  // A scripted site that said Hello declaring `images` training images.
+  std::unique_ptr<ScriptedSite> site(const std::string& id, const std::string& key = "",
+                                     std::uint64_t images = 100) {
     auto s = std::make_unique<ScriptedSite>(aggregator_->endpoint(), dir_ / "keys", id, key);
-    s->hello();
+    s->hello(images);
     return s;
   }
 

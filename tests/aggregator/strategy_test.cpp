@@ -43,8 +43,8 @@ TEST(StrategyConfig, ReadsTheStrategySectionOfAConfig) {
 }
 
 TEST(StrategyConfig, RefusesUnknownOutOfRangeAndInapplicableKeys) {
-  EXPECT_THAT(testing::error_of([] { read_yaml("strategy:\n  name: krum\n"); }),
-              HasSubstr("aggregator.yaml:2: key 'strategy.name': 'krum' is not one of"));
+  EXPECT_THAT(testing::error_of([] { read_yaml("strategy:\n  name: geomed\n"); }),
+              HasSubstr("aggregator.yaml:2: key 'strategy.name': 'geomed' is not one of"));
   EXPECT_THAT(testing::error_of([] { read_yaml("strategy:\n  name: fedavg\n  mu: 0.1\n"); }),
               HasSubstr("key 'strategy.mu': does not apply to strategy 'fedavg'"));
   EXPECT_THAT(testing::error_of([] { read_yaml("strategy:\n  name: fedadam\n  beta2: 1.0\n"); }),

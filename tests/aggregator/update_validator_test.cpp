@@ -18,6 +18,16 @@ using fixtures::clone;
 using fixtures::small_model;
 using fixtures::update_of;
 
+// Limits under which the validator itself refuses updates above a fixed bound.
+ValidationLimits refusing(double max_delta_norm, std::int64_t max_samples) {
+  ValidationLimits limits;
+  limits.norm_bound = NormBound::kAbsolute;
+  limits.max_delta_norm = max_delta_norm;
+  limits.over_bound = OverBound::kRefuse;
+  limits.max_samples = max_samples;
+  return limits;
+}
+
 class UpdateValidatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -37,7 +47,7 @@ class UpdateValidatorTest : public ::testing::Test {
   }
 
   NamedTensors global;
-  UpdateValidator validator{ValidationLimits{/*max_delta_norm=*/1.0, /*max_samples=*/1'000'000}};
+  UpdateValidator validator{refusing(/*max_delta_norm=*/1.0, /*max_samples=*/1'000'000)};
 };
 
 TEST_F(UpdateValidatorTest, AcceptsAValidUpdateAndCountsItsSite) {
@@ -52,7 +62,7 @@ TEST_F(UpdateValidatorTest, ReasonsHaveStableNames) {
   EXPECT_EQ(names, (std::vector<std::string>{"stale_round", "future_round", "unexpected_site",
                                              "duplicate_site", "bad_sample_count",
                                              "structure_mismatch", "non_finite",
-                                             "norm_too_large"}));
+                                             "norm_too_large", "too_many_refusals"}));
 }
 
 TEST_F(UpdateValidatorTest, RejectsStaleAndFutureRounds) {
@@ -171,7 +181,7 @@ TEST_F(UpdateValidatorTest, AdmitPutsTensorsInTheGlobalOrder) {
 }
 
 TEST_F(UpdateValidatorTest, RefusesBadLimitsAndUseOutsideARound) {
-  EXPECT_THAT(testing::error_of([] { UpdateValidator(ValidationLimits{0.0, 10}); }),
+  EXPECT_THAT(testing::error_of([] { UpdateValidator(refusing(0.0, 10)); }),
               HasSubstr("norm bound"));
   UpdateValidator fresh;
   ModelUpdate u = valid("a");
