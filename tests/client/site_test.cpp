@@ -35,8 +35,9 @@ class RunningSite {
  public:
   // `launch`: one rank of a data-parallel site (its Communicator is made on the site's thread,
   // since joining blocks until every rank has).
-  explicit RunningSite(SiteConfig config, std::optional<dist::LaunchOptions> launch = {})
-      : site_(std::move(config)) {
+  explicit RunningSite(SiteConfig config, std::optional<dist::LaunchOptions> launch = {},
+                       SiteHooks hooks = {})
+      : site_(std::move(config), std::move(hooks)) {
     thread_ = std::thread([this, launch] {
       try {
         if (launch) {
@@ -256,6 +257,49 @@ TEST_F(SiteTest, HelloTaskUpdateStaleTaskEvaluateAndFinish) {
   const PrepareReport again = restarted.prepare();
   EXPECT_FALSE(again.deidentified);
   EXPECT_TRUE(again.restored_state);
+}
+
+// The simulator's hooks for hostile sites: a relabelled train split before any training, and a
+// claimed sample count in the Hello and in the Update.
+TEST_F(SiteTest, HooksRelabelTheTrainSplitAndClaimTheSampleCount) {
+  auto server = start_server();
+  SiteHooks hooks;
+  std::atomic<std::size_t> relabelled{0};
+  std::atomic<int> classes{0};
+  hooks.on_train_split = [&](std::vector<data::ImageRecord>& train, int n) {
+    for (auto& r : train) r.label = (r.label + 1) % n;
+    classes = n;
+    relabelled = train.size();
+  };
+  hooks.claimed_samples = [](std::uint64_t round, std::uint64_t real) {
+    return real * (round == 0 ? 10 : 100 + round);
+  };
+  RunningSite running(load_site_config(write_config(server->endpoint(), "  method: none\n")), {},
+                      hooks);
+  proto::Received hello = expect(*server, proto::MessageType::kHello);
+  const data::Dataset store = data::load_dataset(dir_ / "store");
+  EXPECT_EQ(relabelled.load(), store.train.size());
+  EXPECT_EQ(classes.load(), store.num_train_ids);
+  EXPECT_EQ(std::get<proto::Hello>(hello.envelope.payload).dataset.images,
+            10 * store.train.size());
+  ASSERT_TRUE(server->send(hello.peer, 3, task(global_weights(4))));
+  const proto::Received update = expect(*server, proto::MessageType::kUpdate);
+  EXPECT_EQ(std::get<proto::Update>(update.envelope.payload).sample_count,
+            103 * store.train.size());
+  ASSERT_TRUE(server->send(hello.peer, 0, proto::Bye{"finished: 3 rounds"}));
+  wait_until([&] { return running.done(); });
+  running.join();
+  EXPECT_EQ(running.error(), "");
+  EXPECT_EQ(running.site().stats().tasks_trained, 1u);
+}
+
+TEST_F(SiteTest, AHookLabelOutsideTheClassifierIsRefused) {
+  SiteHooks hooks;
+  hooks.on_train_split = [](std::vector<data::ImageRecord>& train, int n) { train[1].label = n; };
+  Site site(load_site_config(write_config("tcp://127.0.0.1:9", "  method: none\n")), hooks);
+  EXPECT_THAT(testing::error_of([&] { site.prepare(); }),
+              ::testing::AllOf(HasSubstr("a fault hook gave train image"),
+                               HasSubstr("outside the site's")));
 }
 
 // Learning, not only a figure in [0, 1]: the scripted aggregator sends the site's own Update back

@@ -147,5 +147,123 @@ TEST(SimConfigTest, MistakesAreNamedWithTheirKeyAndLine) {
   }
 }
 
+// The byzantine experiment's section: attacks with their parameters, hostile counts, strategies.
+std::string byzantine(const std::string& section, const std::string& sites = "7") {
+  return "name: t\nexperiment: byzantine\ndata: {profile: ../tiny.yaml}\n"
+         "partition: {kind: identity, sites: " + sites + "}\n"
+         "federation: {model: ../train/tiny.yaml, rounds: 1}\n"
+         "byzantine:\n" + section;
+}
+
+TEST(SimConfigTest, TheByzantineSectionReadsEveryAttackAndReadsBack) {
+  const SimConfig c = parse(byzantine(
+      "  attacks:\n"
+      "    - {kind: sign_flip}\n"
+      "    - {kind: sign_flip, factor: 3}\n"
+      "    - {kind: scale, factor: 100}\n"
+      "    - {kind: gaussian, sigma: 0.5}\n"
+      "    - {kind: alie}\n"
+      "    - {kind: alie, z: 1.5}\n"
+      "    - {kind: label_flip}\n"
+      "    - {kind: sample_lie, factor: 10}\n"
+      "  hostile: [1, 3]\n"
+      "  strategies: [{name: fedavg}, {name: trimmed_mean, trim_fraction: 0.3}, {name: median}]\n"));
+  EXPECT_EQ(c.experiment, Experiment::kByzantine);
+  const ByzantineSection& b = c.byzantine;
+  std::vector<std::string> names;
+  for (const auto& a : b.attacks) names.push_back(describe_fault(a));
+  EXPECT_EQ(names, (std::vector<std::string>{"sign_flip", "sign_flip x3", "scale x100",
+                                             "gaussian sigma=0.5", "alie", "alie z=1.5",
+                                             "label_flip", "sample_lie x10"}));
+  EXPECT_EQ(b.attacks[0].factor, 1.0);  // sign_flip's default
+  EXPECT_FALSE(b.attacks[4].z.has_value());  // the paper's z, computed per run
+  for (const auto& a : b.attacks) EXPECT_TRUE(a.site.empty());
+  EXPECT_EQ(b.hostile, (std::vector<int>{1, 3}));
+  ASSERT_EQ(b.strategies.size(), 3u);
+  EXPECT_EQ(b.strategies[0].name, "fedavg");
+  EXPECT_EQ(b.strategies[1].name, "trimmed_mean(trim_fraction=0.3)");
+  EXPECT_DOUBLE_EQ(b.strategies[1].config.trim_fraction, 0.3);
+  // The resolved config reads back to the same experiment.
+  const std::string once = format_sim_config(c);
+  const SimConfig again = parse(once);
+  const std::string twice = format_sim_config(again);
+  EXPECT_EQ(once.substr(once.find('\n')), twice.substr(twice.find('\n')));
+  ASSERT_EQ(again.byzantine.attacks.size(), b.attacks.size());
+  EXPECT_EQ(*again.byzantine.attacks[5].z, 1.5);
+  EXPECT_EQ(again.byzantine.strategies[1].name, b.strategies[1].name);
+}
+
+TEST(SimConfigTest, ByzantineFaultsInTheFaultsListAndTheirMistakes) {
+  const SimConfig c = parse(base(
+      "faults:\n  - {kind: gaussian, site: site-2, sigma: 0.1, from_round: 2}\n"
+      "  - {kind: label_flip, site: site-1}\n  - {kind: alie, site: site-1, z: 2}\n"));
+  ASSERT_EQ(c.faults.size(), 3u);
+  EXPECT_EQ(c.faults[0].kind, FaultSpec::Kind::kGaussian);
+  EXPECT_EQ(c.faults[0].sigma, 0.1);
+  EXPECT_EQ(c.faults[0].from_round, 2);
+  EXPECT_EQ(c.faults[1].kind, FaultSpec::Kind::kLabelFlip);
+  EXPECT_EQ(*c.faults[2].z, 2.0);
+  EXPECT_EQ(parse(format_sim_config(c)).faults[0].sigma, 0.1);
+
+  const std::string ok_attacks = "  attacks: [{kind: sign_flip}]\n";
+  const std::string ok_strategies = "  strategies: [{name: fedavg}]\n";
+  const std::vector<BadCase> cases = {
+      {"unknown attack", byzantine("  attacks:\n    - {kind: bribe}\n" + ok_strategies),
+       "test.yaml:8: key 'byzantine.attacks.0.kind': 'bribe' is not one of: scale, sign_flip, "
+       "gaussian, alie, label_flip, sample_lie"},
+      {"a fault is no attack", byzantine("  attacks: [{kind: dropout}]\n" + ok_strategies),
+       "'dropout' is a fault, not a Byzantine attack"},
+      {"no attacks", byzantine(ok_strategies), "byzantine.attacks"},
+      {"no strategies", byzantine(ok_attacks), "byzantine.strategies"},
+      {"unknown strategy", byzantine(ok_attacks + "  strategies: [{name: fedmagic}]\n"),
+       "byzantine.strategies.0.name"},
+      {"strategy parameter of another strategy",
+       byzantine(ok_attacks + "  strategies: [{name: median, trim_fraction: 0.2}]\n"),
+       "does not apply to strategy 'median'"},
+      {"strategy listed twice",
+       byzantine(ok_attacks + "  strategies: [{name: median}, {name: median}]\n"),
+       "listed twice"},
+      {"attack listed twice",
+       byzantine("  attacks: [{kind: scale, factor: 5}, {kind: scale, factor: 5}]\n" +
+                 ok_strategies),
+       "'scale x5' is listed twice"},
+      {"as many hostile as sites",
+       byzantine(ok_attacks + ok_strategies + "  hostile: [1, 7]\n"),
+       "key 'byzantine.hostile': 7 hostile sites of 7 leave no honest site"},
+      {"no hostile site", byzantine(ok_attacks + ok_strategies + "  hostile: [0]\n"), ">= 1"},
+      {"unknown key", byzantine(ok_attacks + ok_strategies + "  hostiles: [1]\n"),
+       "byzantine.hostiles"},
+      {"sigma on scale",
+       byzantine("  attacks: [{kind: scale, factor: 2, sigma: 1}]\n" + ok_strategies),
+       "key 'byzantine.attacks.0.sigma': does not apply to kind scale"},
+      {"gaussian without sigma", byzantine("  attacks: [{kind: gaussian}]\n" + ok_strategies),
+       "byzantine.attacks.0.sigma"},
+      {"sample_lie without factor",
+       byzantine("  attacks: [{kind: sample_lie}]\n" + ok_strategies),
+       "byzantine.attacks.0.factor"},
+      {"sample_lie claiming nothing",
+       byzantine("  attacks: [{kind: sample_lie, factor: 0}]\n" + ok_strategies), "> 0"},
+      {"the site is chosen by the experiment",
+       byzantine("  attacks: [{kind: sign_flip, site: site-1}]\n" + ok_strategies),
+       "byzantine.attacks.0.site"},
+      {"byzantine section in a federation", base("byzantine: {hostile: [1]}\n"),
+       "belongs to experiment byzantine"},
+      {"faults in a byzantine experiment",
+       byzantine(ok_attacks + ok_strategies) + "faults:\n  - {kind: nan, site: site-1}\n",
+       "byzantine.attacks"},
+      {"byzantine needs threads", "runner: processes\n" + byzantine(ok_attacks + ok_strategies),
+       "runner: threads"},
+      {"label_flip from a later round",
+       base("faults:\n  - {kind: label_flip, site: site-1, from_round: 2}\n"),
+       "faults.0.from_round"},
+      {"delay on a nan fault", base("faults:\n  - {kind: nan, site: site-1, delay: 2}\n"),
+       "key 'faults.0.delay': does not apply to kind nan"},
+  };
+  for (const auto& bad : cases) {
+    SCOPED_TRACE(bad.what);
+    EXPECT_THAT(testing::error_of([&] { parse(bad.yaml); }), HasSubstr(bad.message));
+  }
+}
+
 }  // namespace
 }  // namespace ppreid::sim
