@@ -21,8 +21,11 @@ struct FlatPart {
 // Computed as Gram products, not pair by pair: the coordinates are taken in blocks; each block's
 // n x b values are centred on their per-coordinate mean over the n updates (distances do not
 // change, and the Gram entries stay small, so ||a||^2 + ||b||^2 - 2ab does not cancel: weights
-// are large, their differences small) and G += D D^T is one float64 matrix product. Every
-// update is read once; extra memory is the n x b block and the n x n result.
+// are large, their differences small) and G += D D^T is accumulated in 2 x 2 register tiles of
+// float64 (LibTorch's matrix product goes to whatever BLAS the system has: Debian's default is
+// the unoptimized reference BLAS, several times slower here). Threads take contiguous ranges of
+// coordinates, each with its own block and Gram matrix. Every update is read once; extra
+// memory is one n x b block and one n x n matrix per thread.
 at::Tensor pairwise_squared_distances(const std::vector<std::vector<FlatPart>>& parts,
                                       const std::vector<std::int64_t>& numels);
 
