@@ -35,6 +35,7 @@ std::string_view to_string(RejectReason reason) {
     case RejectReason::kNonFinite: return "non_finite";
     case RejectReason::kNormTooLarge: return "norm_too_large";
     case RejectReason::kTooManyRefusals: return "too_many_refusals";
+    case RejectReason::kNegativeVariance: return "negative_variance";
   }
   return "unknown";
 }
@@ -58,12 +59,16 @@ const std::vector<RejectReason>& all_reject_reasons() {
       RejectReason::kUnexpectedSite, RejectReason::kDuplicateSite,
       RejectReason::kBadSampleCount, RejectReason::kStructureMismatch,
       RejectReason::kNonFinite,      RejectReason::kNormTooLarge,
-      RejectReason::kTooManyRefusals};
+      RejectReason::kTooManyRefusals, RejectReason::kNegativeVariance};
   return reasons;
 }
 
 ValidationLimits ValidationLimits::read(util::ConfigReader& section) {
-  ValidationLimits limits;
+  return read(section, ValidationLimits{});
+}
+
+ValidationLimits ValidationLimits::read(util::ConfigReader& section, ValidationLimits defaults) {
+  ValidationLimits limits = defaults;
   if (section.has("max_delta_norm")) {
     double bound = 0;
     section.get("max_delta_norm", bound, 1e-12, 1e300);
@@ -95,6 +100,20 @@ ValidationLimits ValidationLimits::read(util::ConfigReader& section) {
   section.get("max_refusals", limits.max_refusals, 1, 1000);
   section.finish();
   return limits;
+}
+
+std::string ValidationLimits::to_yaml(const std::string& indent) const {
+  std::ostringstream y;
+  y.precision(17);
+  y << indent << "norm_bound: " << to_string(norm_bound) << "\n";
+  if (norm_bound == NormBound::kRelative) y << indent << "norm_multiple: " << norm_multiple << "\n";
+  if (norm_bound == NormBound::kAbsolute) y << indent << "max_delta_norm: " << *max_delta_norm << "\n";
+  y << indent << "over_bound: " << to_string(over_bound) << "\n"
+    << indent << "max_samples: " << max_samples << "\n"
+    << indent << "max_sample_share: " << max_sample_share << "\n"
+    << indent << "resend_grace: " << resend_grace_seconds << "\n"
+    << indent << "max_refusals: " << max_refusals << "\n";
+  return y.str();
 }
 
 UpdateValidator::UpdateValidator(ValidationLimits limits) : limits_(limits) {
@@ -178,6 +197,17 @@ std::optional<Rejection> UpdateValidator::check_data(const ModelUpdate& u, doubl
         return reject(u, RejectReason::kNonFinite, "tensor '" + name + "' holds NaN or Inf");
     }
     return reject(u, RejectReason::kNonFinite, "the update's distance to the global is not finite");
+  }
+  // A negative running variance is never a training result, and its square root would turn
+  // every later evaluation NaN (averaging or clipping non-negative variances stays >= 0).
+  for (const auto& [name, tensor] : u.tensors) {
+    if (!name.ends_with("running_var") || !tensor.is_floating_point()) continue;
+    const torch::Tensor value =
+        u.kind == UpdateKind::kDelta ? global_of(name).to(tensor.scalar_type()) + tensor : tensor;
+    if ((value < 0).any().item<bool>())
+      return reject(u, RejectReason::kNegativeVariance,
+                    "tensor '" + name + "' holds a negative variance (min " +
+                        number(value.min().item<double>()) + ")");
   }
   if (limits_.validator_refuses_norm() && norm > *limits_.max_delta_norm)
     return reject(u, RejectReason::kNormTooLarge,

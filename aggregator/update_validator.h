@@ -27,6 +27,7 @@ enum class RejectReason {
   kNonFinite,          // "non_finite": NaN or Inf in a tensor
   kNormTooLarge,       // "norm_too_large": ||update - global||_2 above the bound
   kTooManyRefusals,    // "too_many_refusals": the site's updates were refused max_refusals times
+  kNegativeVariance,   // "negative_variance": a BatchNorm running_var below 0 (would turn NaN)
 };
 std::string_view to_string(RejectReason reason);
 // The reasons in declaration order (for metrics with a zero count per reason).
@@ -69,11 +70,15 @@ struct ValidationLimits {
   // they would let one site dominate FedAvg.
   std::int64_t max_samples = 100'000'000;
 
+  // The section as YAML lines (indented by `indent`), which read() parses back to these limits.
+  std::string to_yaml(const std::string& indent) const;
   // Reads a config section such as
   //   validation: {norm_bound: relative, norm_multiple: 3, over_bound: clip,
   //                max_samples: 1000000, max_sample_share: 0.5, resend_grace: 10}
   // (max_delta_norm without norm_bound implies norm_bound: absolute; absolute needs it).
   static ValidationLimits read(util::ConfigReader& section);
+  // Keys absent from the section keep the values of `defaults`.
+  static ValidationLimits read(util::ConfigReader& section, ValidationLimits defaults);
   // The validator refuses over-bound updates itself (absolute bound, over_bound refuse): the
   // site hears it at once and may resend. Otherwise the UpdateGuard bounds them.
   bool validator_refuses_norm() const {

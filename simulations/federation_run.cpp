@@ -171,7 +171,7 @@ nlohmann::json run_settings(const SimConfig& c, const NamedMethod& m) {
           {"per_round", c.per_round},
           {"min_updates", c.min_updates},
           {"strategy", c.strategy.to_json()},
-          {"max_delta_norm", c.max_delta_norm ? *c.max_delta_norm : -1.0},
+          {"validation", c.validation.to_yaml("")},
           {"deidentify_test", c.deidentify_test},
           {"centroid_protocol", reid::to_string(c.centroid_protocol)},
           {"faults", faults_json}};
@@ -201,7 +201,7 @@ std::string aggregator_yaml(const SimConfig& c, const SimKeys& keys, const fs::p
     << "  seed: " << c.seed << "\n";
   if (c.learning_rate) y << "  learning_rate: " << *c.learning_rate << "\n";
   y << "strategy: " << c.strategy.to_json().dump() << "\n";
-  if (c.max_delta_norm) y << "validation:\n  max_delta_norm: " << *c.max_delta_norm << "\n";
+  y << "validation:\n" << c.validation.to_yaml("  ");
   y << "evaluation:\n  sites: false\n  dataset: " << quoted(test) << "\n"
     << "  centroid_protocol: " << reid::to_string(c.centroid_protocol) << "\n";
   return y.str();
@@ -324,8 +324,10 @@ FaultOutcome trace_fault(const FaultSpec& fault, const std::vector<RoundSummary>
           notes += (notes.empty() ? "" : ", ") + std::string(note);
       if (!notes.empty()) what += " (" + notes + ")";
     }
-    for (const auto& [site, reason] : r.rejected)
-      if (site == fault.site) what = "rejected: " + reason;
+    // A refused site may resend a valid update in the same round: accepted then wins.
+    if (what == "not asked")
+      for (const auto& [site, reason] : r.rejected)
+        if (site == fault.site) what = "rejected: " + reason;
     if (std::find(r.silent.begin(), r.silent.end(), fault.site) != r.silent.end())
       what = "silent";
     out.per_round.emplace_back(r.round, what);

@@ -318,8 +318,13 @@ SimConfig parse_sim_config(const std::string& yaml, const fs::path& file) {
     if (f.has("max_delta_norm")) {
       double bound = 0;
       f.get("max_delta_norm", bound, 1e-12, 1e30);
-      c.max_delta_norm = bound;
+      if (f.has("validation"))
+        f.fail("max_delta_norm", "is also set in federation.validation; keep one of the two");
+      c.validation.norm_bound = agg::NormBound::kAbsolute;
+      c.validation.max_delta_norm = bound;
     }
+    auto validation = f.section("validation");
+    c.validation = agg::ValidationLimits::read(validation, c.validation);
     f.get("deidentify_test", c.deidentify_test);
     std::string protocol = reid::to_string(c.centroid_protocol);
     f.get_choice("centroid_protocol", protocol,
@@ -520,7 +525,7 @@ std::string format_sim_config(const SimConfig& c) {
     << "  site_timeout: " << number(c.site_timeout_s) << "\n"
     << "  max_attempts: " << c.max_attempts << "\n"
     << "  strategy: " << c.strategy.to_json().dump() << "\n";
-  if (c.max_delta_norm) y << "  max_delta_norm: " << number(*c.max_delta_norm) << "\n";
+  y << "  validation:\n" << c.validation.to_yaml("    ");
   y << "  deidentify_test: " << (c.deidentify_test ? "true" : "false") << "\n"
     << "  centroid_protocol: " << reid::to_string(c.centroid_protocol) << "\n";
   if (c.experiment == Experiment::kFederation)

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "aggregator/strategy.h"
+#include "aggregator/update_validator.h"
 #include "core/deid/method_factory.h"
 #include "core/profile/profile.h"
 #include "core/reid/centroid_protocol.h"
@@ -147,7 +148,14 @@ struct SimConfig {
   double site_timeout_s = 10;
   int max_attempts = 3;
   agg::StrategyConfig strategy;
-  std::optional<double> max_delta_norm;
+  // federation.validation: the aggregator's guard (aggregator/update_guard.h); the defaults are
+  // the aggregator's, except resend_grace 1 s: a simulated site never resends a refused update.
+  // The legacy federation.max_delta_norm sets an absolute bound.
+  agg::ValidationLimits validation = [] {
+    agg::ValidationLimits v;
+    v.resend_grace_seconds = 1.0;
+    return v;
+  }();
   bool deidentify_test = true;  // the held-out split is de-identified like the sites' data
   // federation.centroid_protocol: how the aggregator's held-out evaluation computes the centroid
   // figures (reference: centroids-reid, comparable with the papers; see core/reid/centroids.h).

@@ -1,5 +1,7 @@
 #include "simulations/site_faults.h"
 
+#include "aggregator/model_update.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
@@ -17,13 +19,15 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Tensor i of `shared` that a Byzantine behaviour may rewrite: floating point and laid out as
-// the global model's tensor i (the site checked the Task's layout; the name is compared for
-// safety).
+// Tensor i of `shared` that a Byzantine behaviour may rewrite: a trainable floating-point
+// parameter laid out as the global model's tensor i (the site checked the Task's layout; the
+// name is compared for safety). BatchNorm running statistics stay the site's own: the attacks of
+// the literature act on the parameters, and a variance pushed below zero is refused outright by
+// the aggregator's validator (negative_variance), so an attacker gains nothing from it.
 bool rewritable(const reid::NamedTensors& global, const reid::NamedTensors& shared,
                 std::size_t i) {
   return i < global.size() && shared[i].second.is_floating_point() &&
-         global[i].first == shared[i].first;
+         global[i].first == shared[i].first && !agg::is_batchnorm_statistic(shared[i].first);
 }
 
 constexpr std::uint64_t kGaussianStream = 0x6761757373ULL;  // "gauss"
@@ -110,7 +114,7 @@ reid::NamedTensors alie_update(const std::vector<reid::NamedTensors>& honest, do
   if (honest.empty()) throw Error("alie: no honest update to craft from");
   reid::NamedTensors out = own;
   for (std::size_t i = 0; i < own.size(); ++i) {
-    if (!own[i].second.is_floating_point()) continue;
+    if (!own[i].second.is_floating_point() || agg::is_batchnorm_statistic(own[i].first)) continue;
     std::vector<at::Tensor> column;
     for (const auto& h : honest) {
       if (h.size() != own.size() || h[i].first != own[i].first ||

@@ -62,7 +62,8 @@ TEST_F(UpdateValidatorTest, ReasonsHaveStableNames) {
   EXPECT_EQ(names, (std::vector<std::string>{"stale_round", "future_round", "unexpected_site",
                                              "duplicate_site", "bad_sample_count",
                                              "structure_mismatch", "non_finite",
-                                             "norm_too_large", "too_many_refusals"}));
+                                             "norm_too_large", "too_many_refusals",
+                                             "negative_variance"}));
 }
 
 TEST_F(UpdateValidatorTest, RejectsStaleAndFutureRounds) {
@@ -171,6 +172,24 @@ TEST_F(UpdateValidatorTest, NormBoundAppliesToTheDifferenceFromTheGlobal) {
   ModelUpdate d = update_of("c", 4, 10, delta, UpdateKind::kDelta);
   EXPECT_NEAR(validator.delta_norm(d), std::sqrt(15 * 0.0625), 1e-6);
   EXPECT_FALSE(validator.admit(d).has_value());
+}
+
+TEST_F(UpdateValidatorTest, RefusesANegativeVarianceAsWeightsOrAsADelta) {
+  ModelUpdate u = valid("a");
+  for (auto& [name, t] : u.tensors)
+    if (name.ends_with("running_var")) t = torch::tensor({1.0f, -0.5f, 3.0f});
+  EXPECT_EQ(reason_of(u), RejectReason::kNegativeVariance);
+  // As a delta: global running_var {1, 2, 3} + {0, -2.5, 0} has -0.5 in it.
+  ModelUpdate d = valid("b");
+  d.kind = UpdateKind::kDelta;
+  for (auto& [name, t] : d.tensors)
+    t = name.ends_with("running_var") ? torch::tensor({0.0f, -2.5f, 0.0f})
+                                      : (t.is_floating_point() ? torch::zeros_like(t) : t);
+  auto r = validator.admit(d);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->reason, RejectReason::kNegativeVariance);
+  EXPECT_THAT(r->detail, HasSubstr("running_var"));
+  EXPECT_THAT(r->detail, HasSubstr("-0.5"));
 }
 
 TEST_F(UpdateValidatorTest, AdmitPutsTensorsInTheGlobalOrder) {
