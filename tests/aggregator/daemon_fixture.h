@@ -27,6 +27,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 inline constexpr auto kWait = 20000ms;  // generous for busy CI; a pass never waits this long
+inline constexpr std::chrono::seconds kJoinLimit{120};
 
 // A site whose every message is scripted by the test. It heartbeats while it waits, like a real
 // site, so the daemon does not count it as gone.
@@ -148,17 +149,30 @@ class DaemonTest : public ::testing::Test {
   // Builds the daemon here (its endpoint is then known) and runs it on a thread.
   void start(const std::string& text) {
     aggregator_ = std::make_unique<Aggregator>(config(text));
+    finished_ = false;
     thread_ = std::thread([this] {
       try {
         outcome_ = aggregator_->run(stop_);
       } catch (const std::exception& e) {
         failure_ = e.what();
       }
+      finished_ = true;
     });
   }
-  // Waits for run() to return (it does once its rounds are complete).
+  // Waits for run() to return (it does once its rounds are complete). A daemon still running
+  // after kJoinLimit (a round retried after the scripted sites stopped heartbeating waits for
+  // sites forever) is stopped and the test fails, instead of hanging the suite.
   void join() {
-    if (thread_.joinable()) thread_.join();
+    if (!thread_.joinable()) return;
+    const auto deadline = std::chrono::steady_clock::now() + kJoinLimit;
+    while (!finished_ && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(20ms);
+    if (!finished_) {
+      ADD_FAILURE() << "the daemon did not finish within " << kJoinLimit.count()
+                    << " s; stopping it (see its log: a retried round?)";
+      stop_ = true;
+    }
+    thread_.join();
   }
   void stop() {
     stop_ = true;
@@ -185,6 +199,7 @@ class DaemonTest : public ::testing::Test {
   std::unique_ptr<Aggregator> aggregator_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> finished_{false};
   std::optional<RunOutcome> outcome_;
   std::string failure_;
 };
