@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 
@@ -121,21 +122,26 @@ at::Tensor Krum::counter_max(std::size_t i, const std::vector<std::size_t>& chos
   return result.to(g.scalar_type());
 }
 
-NamedTensors Krum::average(const std::vector<std::size_t>& chosen, bool weighted) const {
+NamedTensors Krum::combine(const std::vector<std::size_t>& chosen,
+                           const std::function<at::Tensor(std::size_t, const at::Tensor&)>& value) const {
   const NamedTensors& g = global();
+  NamedTensors out;
+  out.reserve(g.size());
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    const auto& [name, like] = g[i];
+    out.emplace_back(name, is_counter(like) ? counter_max(i, chosen) : value(i, like));
+  }
+  return out;
+}
+
+NamedTensors Krum::average(const std::vector<std::size_t>& chosen, bool weighted) const {
   double total = 0, delta_total = 0;
   for (std::size_t u : chosen) {
     const double w = weighted ? static_cast<double>(kept_[u].samples) : 1.0;
     total += w;
     if (kept_[u].kind == UpdateKind::kDelta) delta_total += w;
   }
-  NamedTensors out;
-  for (std::size_t i = 0; i < g.size(); ++i) {
-    const auto& [name, like] = g[i];
-    if (is_counter(like)) {
-      out.emplace_back(name, counter_max(i, chosen));
-      continue;
-    }
+  return combine(chosen, [&](std::size_t i, const at::Tensor& like) {
     torch::Tensor sum = torch::empty(like.sizes(), like.options().dtype(torch::kFloat64));
     bool first = true;
     for (std::size_t u : chosen) {
@@ -144,21 +150,13 @@ NamedTensors Krum::average(const std::vector<std::size_t>& chosen, bool weighted
       first = false;
     }
     if (delta_total > 0) kernels::fold(sum, false, like, delta_total);
-    out.emplace_back(name, kernels::scaled(sum, 1.0 / total, like.scalar_type()));
-  }
-  return out;
+    return kernels::scaled(sum, 1.0 / total, like.scalar_type());
+  });
 }
 
 NamedTensors Krum::bulyan(const std::vector<std::size_t>& chosen) const {
-  const NamedTensors& g = global();
   const int beta = static_cast<int>(chosen.size()) - 2 * static_cast<int>(config_.f);
-  NamedTensors out;
-  for (std::size_t i = 0; i < g.size(); ++i) {
-    const auto& [name, like] = g[i];
-    if (is_counter(like)) {
-      out.emplace_back(name, counter_max(i, chosen));
-      continue;
-    }
+  return combine(chosen, [&](std::size_t i, const at::Tensor& like) {
     std::vector<torch::Tensor> values;  // absolute float32 weights of the selected updates
     std::vector<const float*> inputs;
     for (std::size_t u : chosen) {
@@ -172,9 +170,8 @@ NamedTensors Krum::bulyan(const std::vector<std::size_t>& chosen) const {
     }
     torch::Tensor result = torch::empty(like.sizes(), like.options().dtype(torch::kFloat32));
     detail::closest_to_median_kernel(inputs, result.data_ptr<float>(), like.numel(), beta);
-    out.emplace_back(name, result.to(like.scalar_type()));
-  }
-  return out;
+    return result.to(like.scalar_type());
+  });
 }
 
 NamedTensors Krum::on_finish() {

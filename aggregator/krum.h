@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,10 @@ class Krum : public Strategy {
   void on_clear() override;
 
  private:
+  // The new global tensors: value(i, global tensor i) for floating-point ones, the maximum over
+  // `chosen` for integer counters.
+  NamedTensors combine(const std::vector<std::size_t>& chosen,
+                       const std::function<at::Tensor(std::size_t, const at::Tensor&)>& value) const;
   NamedTensors average(const std::vector<std::size_t>& chosen, bool weighted) const;
   NamedTensors bulyan(const std::vector<std::size_t>& chosen) const;
   at::Tensor counter_max(std::size_t tensor, const std::vector<std::size_t>& chosen) const;

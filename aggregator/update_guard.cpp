@@ -85,14 +85,13 @@ bool UpdateGuard::holds() const {
   return limits_.norm_bound == NormBound::kRelative || limits_.max_sample_share < 1.0;
 }
 
-std::optional<ModelUpdate> UpdateGuard::clip_or_refuse(ModelUpdate update, double bound) {
-  GuardAction& action = actions_.back();
+std::optional<ModelUpdate> UpdateGuard::clip_or_refuse(ModelUpdate update, double bound,
+                                                       GuardAction& action) {
   if (!(update.delta_norm > bound)) return update;
   if (limits_.over_bound == OverBound::kRefuse) {
     refused_ = Rejection{update.site, RejectReason::kNormTooLarge,
                          "||update - global||_2 = " + short_number(update.delta_norm) +
                              " exceeds the bound " + short_number(bound)};
-    actions_.pop_back();
     return std::nullopt;
   }
   action.clipped_from = update.delta_norm;
@@ -116,8 +115,10 @@ std::optional<ModelUpdate> UpdateGuard::admit(ModelUpdate update,
     held_.push_back(std::move(update));
     return std::nullopt;
   }
-  if (limits_.norm_bound == NormBound::kAbsolute) return clip_or_refuse(std::move(update), *bound_);
-  return update;
+  if (limits_.norm_bound != NormBound::kAbsolute) return update;
+  std::optional<ModelUpdate> out = clip_or_refuse(std::move(update), *bound_, actions_.back());
+  if (!out) actions_.pop_back();
+  return out;
 }
 
 std::vector<ModelUpdate> UpdateGuard::close() {
@@ -129,20 +130,19 @@ std::vector<ModelUpdate> UpdateGuard::close() {
     bound_ = relative_norm_bound(norms, limits_.norm_multiple);
   }
   // actions_ has one entry per held update, in the same order (admit pushes both).
-  std::vector<GuardAction> actions = std::move(actions_);
-  actions_.clear();
-  std::vector<GuardAction> kept_actions;
+  std::vector<GuardAction> kept;
   for (std::size_t i = 0; i < held_.size(); ++i) {
-    actions_.push_back(actions[i]);
     std::optional<ModelUpdate> u =
-        bound_ ? clip_or_refuse(std::move(held_[i]), *bound_) : std::move(held_[i]);
+        bound_ ? clip_or_refuse(std::move(held_[i]), *bound_, actions_[i]) : std::move(held_[i]);
     if (!u) {
       late_refusals_.push_back(*refused_);
       refused_.reset();
       continue;
     }
+    kept.push_back(actions_[i]);
     out.push_back(std::move(*u));
   }
+  actions_ = std::move(kept);
   held_.clear();
   std::vector<std::int64_t> counts;
   for (const auto& u : out) counts.push_back(u.samples);

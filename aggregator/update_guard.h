@@ -86,7 +86,9 @@ class UpdateGuard {
   const ValidationLimits& limits() const { return limits_; }
 
  private:
-  std::optional<ModelUpdate> clip_or_refuse(ModelUpdate update, double bound);
+  // The update, clipped to `bound` (recorded in `action`) when above it; nullopt and refused()
+  // set when over_bound is refuse.
+  std::optional<ModelUpdate> clip_or_refuse(ModelUpdate update, double bound, GuardAction& action);
 
   ValidationLimits limits_;
   NamedTensors global_;
