@@ -2,6 +2,7 @@
 
 #include <cereal/types/optional.hpp>
 #include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -120,8 +121,17 @@ void serialize(Archive& ar, TrainingSettings& s) {
 }
 
 template <class Archive>
+void serialize(Archive& ar, secagg::Params& p) {
+  ar(cereal::make_nvp("clipping_range", p.clipping_range),
+     cereal::make_nvp("quantization_range", p.quantization_range),
+     cereal::make_nvp("modulus_bits", p.modulus_bits), cereal::make_nvp("max_weight", p.max_weight),
+     cereal::make_nvp("clip_norm", p.clip_norm));
+}
+
+template <class Archive>
 void serialize(Archive& ar, Task& t) {
-  ar(cereal::make_nvp("settings", t.settings));
+  ar(cereal::make_nvp("settings", t.settings),
+     cereal::make_nvp("secure_aggregation", t.secure_aggregation));
 }
 
 template <class Archive>
@@ -153,6 +163,57 @@ void serialize(Archive& ar, ErrorMessage& e) {
 template <class Archive>
 void serialize(Archive& ar, Bye& b) {
   ar(cereal::make_nvp("reason", b.reason));
+}
+
+template <class Archive>
+void serialize(Archive& ar, SecAggKeys& k) {
+  ar(cereal::make_nvp("encryption_key", k.encryption_key), cereal::make_nvp("mask_key", k.mask_key));
+}
+
+template <class Archive>
+void serialize(Archive& ar, NeighbourKeys& k) {
+  ar(cereal::make_nvp("site_id", k.site_id), cereal::make_nvp("encryption_key", k.encryption_key),
+     cereal::make_nvp("mask_key", k.mask_key));
+}
+
+template <class Archive>
+void serialize(Archive& ar, SecAggKeyList& l) {
+  ar(cereal::make_nvp("threshold", l.threshold), cereal::make_nvp("neighbours", l.neighbours));
+}
+
+template <class Archive>
+void serialize(Archive& ar, SealedShare& s) {
+  ar(cereal::make_nvp("site_id", s.site_id), cereal::make_nvp("ciphertext", s.ciphertext));
+}
+
+template <class Archive>
+void serialize(Archive& ar, SecAggShares& s) {
+  ar(cereal::make_nvp("shares", s.shares));
+}
+
+template <class Archive>
+void serialize(Archive& ar, SecAggShareList& s) {
+  ar(cereal::make_nvp("shares", s.shares));
+}
+
+template <class Archive>
+void serialize(Archive&, MaskedUpdate&) {}
+
+template <class Archive>
+void serialize(Archive& ar, UnmaskRequest& r) {
+  ar(cereal::make_nvp("survivors", r.survivors), cereal::make_nvp("dropped", r.dropped));
+}
+
+template <class Archive>
+void serialize(Archive& ar, RevealedShare& s) {
+  ar(cereal::make_nvp("site_id", s.site_id));
+  enum_field(ar, "kind", s.kind, kMaxSecretKind);
+  ar(cereal::make_nvp("share", s.share));
+}
+
+template <class Archive>
+void serialize(Archive& ar, UnmaskShares& s) {
+  ar(cereal::make_nvp("shares", s.shares));
 }
 
 // ---- Field checks shared by encoder and decoder ---------------------------------------------
@@ -217,6 +278,15 @@ std::optional<FieldProblem> check_payload(const EnvelopeRef& e) {
       return std::nullopt;
     }
     std::optional<FieldProblem> operator()(const Task& t) const {
+      if (t.secure_aggregation) {
+        const secagg::Params& p = *t.secure_aggregation;
+        if (!(std::isfinite(p.clipping_range) && p.clipping_range > 0) ||
+            !(std::isfinite(p.max_weight) && p.max_weight > 0) ||
+            !(std::isfinite(p.clip_norm) && p.clip_norm >= 0) || p.quantization_range < 1)
+          return FieldProblem{"secure_aggregation",
+                              "clipping_range, max_weight and quantization_range must be finite "
+                              "and > 0, clip_norm finite and >= 0"};
+      }
       const TrainingSettings& s = t.settings;
       if (s.local_epochs < 1) return FieldProblem{"settings.local_epochs", "must be >= 1"};
       if (s.batch_identities < 1 || s.batch_instances < 1)
@@ -240,6 +310,66 @@ std::optional<FieldProblem> check_payload(const EnvelopeRef& e) {
     }
     std::optional<FieldProblem> operator()(const Bye& b) const {
       return check_text("reason", b.reason, kMaxTextBytes);
+    }
+    std::optional<FieldProblem> operator()(const SecAggKeys& k) const {
+      return first_of(check_key("encryption_key", k.encryption_key),
+                      check_key("mask_key", k.mask_key));
+    }
+    std::optional<FieldProblem> operator()(const SecAggKeyList& l) const {
+      if (l.threshold < 1) return FieldProblem{"threshold", "must be >= 1"};
+      if (l.neighbours.size() > kMaxSecAggSites)
+        return FieldProblem{"neighbours", "more than " + std::to_string(kMaxSecAggSites)};
+      for (const NeighbourKeys& n : l.neighbours)
+        if (auto p = first_of(check_id("neighbours.site_id", n.site_id),
+                              check_key("neighbours.encryption_key", n.encryption_key),
+                              check_key("neighbours.mask_key", n.mask_key)))
+          return p;
+      return std::nullopt;
+    }
+    std::optional<FieldProblem> operator()(const SecAggShares& s) const { return sealed(s.shares); }
+    std::optional<FieldProblem> operator()(const SecAggShareList& s) const {
+      return sealed(s.shares);
+    }
+    // The words' count, dtype and size depend on the round; the aggregator's secure-aggregation
+    // session checks them (the manifest is not decoded yet when the fields are checked).
+    std::optional<FieldProblem> operator()(const MaskedUpdate&) const { return std::nullopt; }
+    std::optional<FieldProblem> operator()(const UnmaskRequest& r) const {
+      if (r.survivors.size() + r.dropped.size() > kMaxSecAggSites)
+        return FieldProblem{"survivors", "more than " + std::to_string(kMaxSecAggSites) + " sites"};
+      for (const auto& id : r.survivors)
+        if (auto p = check_id("survivors", id)) return p;
+      for (const auto& id : r.dropped)
+        if (auto p = check_id("dropped", id)) return p;
+      return std::nullopt;
+    }
+    std::optional<FieldProblem> operator()(const UnmaskShares& u) const {
+      if (u.shares.size() > kMaxSecAggSites)
+        return FieldProblem{"shares", "more than " + std::to_string(kMaxSecAggSites)};
+      for (const RevealedShare& s : u.shares) {
+        if (auto p = check_id("shares.site_id", s.site_id)) return p;
+        if (s.share.size() > kMaxSealedShareBytes)
+          return FieldProblem{"shares.share", std::to_string(s.share.size()) + " bytes, more than " +
+                                                  std::to_string(kMaxSealedShareBytes)};
+      }
+      return std::nullopt;
+    }
+    static std::optional<FieldProblem> check_key(const char* field,
+                                                 const std::vector<std::uint8_t>& key) {
+      if (key.size() == kX25519KeyBytes) return std::nullopt;
+      return FieldProblem{field, "must be a 32-byte X25519 public key, not " +
+                                     std::to_string(key.size()) + " bytes"};
+    }
+    static std::optional<FieldProblem> sealed(const std::vector<SealedShare>& shares) {
+      if (shares.size() > kMaxSecAggSites)
+        return FieldProblem{"shares", "more than " + std::to_string(kMaxSecAggSites)};
+      for (const SealedShare& s : shares) {
+        if (auto p = check_id("shares.site_id", s.site_id)) return p;
+        if (s.ciphertext.empty() || s.ciphertext.size() > kMaxSealedShareBytes)
+          return FieldProblem{"shares.ciphertext",
+                              std::to_string(s.ciphertext.size()) + " bytes; 1.." +
+                                  std::to_string(kMaxSealedShareBytes) + " expected"};
+      }
+      return std::nullopt;
     }
   };
   if (auto p = check_id("federation_id", e.federation_id)) return p;

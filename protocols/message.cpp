@@ -17,6 +17,13 @@ const char* to_string(MessageType type) {
     case MessageType::kHeartbeat: return "Heartbeat";
     case MessageType::kError: return "Error";
     case MessageType::kBye: return "Bye";
+    case MessageType::kSecAggKeys: return "SecAggKeys";
+    case MessageType::kSecAggKeyList: return "SecAggKeyList";
+    case MessageType::kSecAggShares: return "SecAggShares";
+    case MessageType::kSecAggShareList: return "SecAggShareList";
+    case MessageType::kMaskedUpdate: return "MaskedUpdate";
+    case MessageType::kUnmaskRequest: return "UnmaskRequest";
+    case MessageType::kUnmaskShares: return "UnmaskShares";
   }
   return "unknown";
 }
@@ -41,6 +48,7 @@ const NamedWireTensors* tensors_of(const Payload& payload) {
   if (const auto* t = std::get_if<Task>(&payload)) return &t->weights;
   if (const auto* u = std::get_if<Update>(&payload)) return &u->weights;
   if (const auto* e = std::get_if<Evaluate>(&payload)) return &e->weights;
+  if (const auto* m = std::get_if<MaskedUpdate>(&payload)) return &m->words;
   return nullptr;
 }
 

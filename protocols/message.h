@@ -6,7 +6,9 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
+#include "protocols/secagg/params.h"
 #include "protocols/tensor_codec.h"
 #include "protocols/text.h"
 
@@ -25,8 +27,16 @@ enum class MessageType : std::uint8_t {
   kHeartbeat = 6,   // either way: still alive (a site sends them while it trains)
   kError = 7,       // either way: a message was refused, and why
   kBye = 8,         // either way: leaving
+  // Secure aggregation (docs/PROTOCOL.md), in the order of a round's stages:
+  kSecAggKeys = 9,       // site -> aggregator: my two public keys for the round
+  kSecAggKeyList = 10,   // aggregator -> site: your neighbours' keys and the threshold
+  kSecAggShares = 11,    // site -> aggregator: my secrets' shares, sealed for each neighbour
+  kSecAggShareList = 12, // aggregator -> site: the sealed shares addressed to you
+  kMaskedUpdate = 13,    // site -> aggregator: my masked, quantized update
+  kUnmaskRequest = 14,   // aggregator -> site: who survived and who dropped
+  kUnmaskShares = 15,    // site -> aggregator: the shares that unmask the sum
 };
-inline constexpr std::uint8_t kMaxMessageType = 8;
+inline constexpr std::uint8_t kMaxMessageType = 15;
 
 const char* to_string(MessageType type);  // "Hello", "Task", ...
 
@@ -68,6 +78,8 @@ struct TrainingSettings {
 struct Task {
   NamedWireTensors weights;  // the shared part (backbone + BNNeck) of the global model
   TrainingSettings settings;
+  // Set: answer with SecAggKeys instead of an Update, and take part in secure aggregation.
+  std::optional<secagg::Params> secure_aggregation;
 
   bool operator==(const Task&) const = default;
 };
@@ -98,6 +110,90 @@ struct Heartbeat {
   std::string status;  // "training", "idle"...; free text, for logs
 
   bool operator==(const Heartbeat&) const = default;
+};
+
+// ---- secure aggregation (one round; every key is fresh for the round) ----------------------
+
+inline constexpr std::size_t kX25519KeyBytes = 32;
+inline constexpr std::size_t kMaxSealedShareBytes = 256;
+inline constexpr std::uint64_t kMaxSecAggSites = 100000;
+
+struct SecAggKeys {
+  std::vector<std::uint8_t> encryption_key;  // X25519 public key for sealing shares
+  std::vector<std::uint8_t> mask_key;        // X25519 public key for pairwise masks
+
+  bool operator==(const SecAggKeys&) const = default;
+};
+
+struct NeighbourKeys {
+  std::string site_id;
+  std::vector<std::uint8_t> encryption_key;
+  std::vector<std::uint8_t> mask_key;
+
+  bool operator==(const NeighbourKeys&) const = default;
+};
+
+struct SecAggKeyList {
+  std::uint32_t threshold = 0;           // shares needed to rebuild a secret
+  std::vector<NeighbourKeys> neighbours;  // the recipient's neighbourhood, itself included
+
+  bool operator==(const SecAggKeyList&) const = default;
+};
+
+// A share sealed (AES-256-GCM) for one site: in SecAggShares `site_id` is the recipient, in
+// SecAggShareList the sender.
+struct SealedShare {
+  std::string site_id;
+  std::vector<std::uint8_t> ciphertext;
+
+  bool operator==(const SealedShare&) const = default;
+};
+
+struct SecAggShares {
+  std::vector<SealedShare> shares;
+
+  bool operator==(const SecAggShares&) const = default;
+};
+
+struct SecAggShareList {
+  std::vector<SealedShare> shares;
+
+  bool operator==(const SecAggShareList&) const = default;
+};
+
+// One tensor "masked": int32 (modulus 2^32) or int64 (2^64) words, [2 + model values].
+struct MaskedUpdate {
+  NamedWireTensors words;
+
+  bool operator==(const MaskedUpdate&) const = default;
+};
+
+struct UnmaskRequest {
+  std::vector<std::string> survivors;  // send shares of their self-mask seeds
+  std::vector<std::string> dropped;    // send shares of their mask keys
+
+  bool operator==(const UnmaskRequest&) const = default;
+};
+
+// Wire values: never renumber, only append.
+enum class SecretKind : std::uint8_t {
+  kSelfMaskSeed = 1,  // a survivor's: removes its self mask
+  kMaskKey = 2,       // a dropped site's: rebuilds its pairwise masks with the survivors
+};
+inline constexpr std::uint8_t kMaxSecretKind = 2;
+
+struct RevealedShare {
+  std::string site_id;  // whose secret
+  SecretKind kind = SecretKind::kSelfMaskSeed;
+  std::vector<std::uint8_t> share;
+
+  bool operator==(const RevealedShare&) const = default;
+};
+
+struct UnmaskShares {
+  std::vector<RevealedShare> shares;
+
+  bool operator==(const UnmaskShares&) const = default;
 };
 
 // Why a message was refused. Wire values: never renumber, only append.
@@ -132,7 +228,9 @@ struct Bye {
 
 // The variant's alternatives are in MessageType order (index + 1 == wire value).
 using Payload =
-    std::variant<Hello, Task, Update, Evaluate, EvalResult, Heartbeat, ErrorMessage, Bye>;
+    std::variant<Hello, Task, Update, Evaluate, EvalResult, Heartbeat, ErrorMessage, Bye,
+                 SecAggKeys, SecAggKeyList, SecAggShares, SecAggShareList, MaskedUpdate,
+                 UnmaskRequest, UnmaskShares>;
 
 inline MessageType type_of(const Payload& payload) {
   return static_cast<MessageType>(payload.index() + 1);

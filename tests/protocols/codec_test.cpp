@@ -202,6 +202,7 @@ TEST(CodecTest, ShapesThatDoNotMatchTheBytesAreRejected) {
     return raw_header(kProtocolVersion, [&](WireOutputArchive& ar) {
       ar(std::uint8_t{2}, std::string("fed"), std::uint64_t{1}, std::string("agg"));
       ar(std::uint32_t{1}, 0.1, 0.0, 0.0, std::uint32_t{4}, std::uint32_t{4}, std::uint64_t{0});
+      ar(std::uint8_t{1});  // secure_aggregation: Cereal writes 'nullopt' = true
       ar(std::uint64_t{1}, std::string("w"), std::uint8_t{1},
          static_cast<std::uint64_t>(shape.size()));
       for (auto d : shape) ar(d);

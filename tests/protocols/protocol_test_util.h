@@ -61,6 +61,7 @@ inline std::vector<proto::Envelope> one_of_each_type(const std::string& sender =
   Task task;
   task.weights = sample_tensors(1);
   task.settings = TrainingSettings{2, 3.5e-4, 5e-4, 0.01, 8, 4, 7};
+  task.secure_aggregation = secagg::Params{8.0, std::uint64_t{1} << 22, 32, 1200.0, 0.5};
   payloads.emplace_back(std::move(task));
   Update update;
   update.weights = sample_tensors(2);
@@ -73,6 +74,15 @@ inline std::vector<proto::Envelope> one_of_each_type(const std::string& sender =
   payloads.emplace_back(Heartbeat{"training"});
   payloads.emplace_back(ErrorMessage{ErrorCode::kRejected, "update has NaN"});
   payloads.emplace_back(Bye{"shutting down"});
+  const std::vector<std::uint8_t> k1(32, 0x11), k2(32, 0x22), sealed(120, 0x33), share(44, 0x44);
+  payloads.emplace_back(SecAggKeys{k1, k2});
+  payloads.emplace_back(SecAggKeyList{2, {{sender, k1, k2}, {"site-b", k2, k1}}});
+  payloads.emplace_back(SecAggShares{{{"site-b", sealed}}});
+  payloads.emplace_back(SecAggShareList{{{"site-b", sealed}, {"site-c", sealed}}});
+  payloads.emplace_back(MaskedUpdate{{wire_tensor("masked", DType::kI32, {1002}, 9)}});
+  payloads.emplace_back(UnmaskRequest{{sender, "site-b"}, {"site-c"}});
+  payloads.emplace_back(UnmaskShares{{{sender, SecretKind::kSelfMaskSeed, share},
+                                      {"site-c", SecretKind::kMaskKey, share}}});
   std::vector<Envelope> out;
   for (std::size_t i = 0; i < payloads.size(); ++i) {
     Envelope e;
