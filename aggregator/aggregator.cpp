@@ -68,6 +68,14 @@ Aggregator::Aggregator(AggregatorConfig config, AggregatorHooks hooks)
     config_.min_updates = need;
     config_.min_sites = std::max(config_.min_sites, need);
   }
+  // The sum of one site's update is that update: secure aggregation needs two at least.
+  if (config_.secure_aggregation.enabled && config_.min_updates < 2) {
+    spdlog::info("secure aggregation needs at least 2 updates per round; sites.min_updates "
+                 "raised from {} to 2",
+                 config_.min_updates);
+    config_.min_updates = 2;
+    config_.min_sites = std::max<std::size_t>(config_.min_sites, 2);
+  }
   if (auto saved = store_.load())
     resume(std::move(*saved));
   else
@@ -162,9 +170,8 @@ RunOutcome Aggregator::run(const std::atomic<bool>& stop) {
         say_bye_to_all("shutdown: round " + std::to_string(state_.round + 1) + " failed");
         write_status("failed");
         throw Error("round " + std::to_string(state_.round + 1) + " failed " +
-                    std::to_string(attempt) + " times (fewer than " +
-                    std::to_string(config_.min_updates) + " valid updates each time; see " +
-                    metrics_.file().string() + "); the last completed round " +
+                    std::to_string(attempt) + " time(s) (the last: " + last_round_problem_ +
+                    "; see " + metrics_.file().string() + "); the last completed round " +
                     std::to_string(state_.round) + " is checkpointed; raise " +
                     "sites.max_attempts or lower sites.min_updates and restart");
       }

@@ -90,6 +90,14 @@ class Aggregator {
   void on_hello(const proto::Received& in, RoundProgress* progress);
   void on_update(proto::Received& in, RoundProgress* progress);
   void on_eval_result(const proto::Received& in, RoundProgress* progress);
+  // Secure aggregation (aggregator_secure.cpp): the stages after training, and their messages.
+  // Returns "" when the sum was unmasked into progress.secure_sum, else why the round failed.
+  std::string run_secure_stages(RoundProgress& progress,
+                                std::chrono::steady_clock::time_point round_start,
+                                const std::atomic<bool>& stop);
+  void on_secure_message(const proto::Received& in, RoundProgress* progress);
+  // The global model's change as the secure sum's mean, as one update for the strategy.
+  ModelUpdate secure_update(const RoundProgress& progress) const;
   void reply_error(const proto::Received& in, proto::ErrorCode code, const std::string& message);
   void expire_silent_sites();
   std::vector<std::string> live_ids() const;
@@ -115,6 +123,7 @@ class Aggregator {
   std::map<std::string, std::uint64_t> transport_rejections_by_code_;  // since the last round
   std::unique_ptr<data::Dataset> eval_data_;  // evaluation.dataset, loaded on first use
   std::string last_phase_;
+  std::string last_round_problem_;  // why the last attempt at a round failed
   bool sites_changed_ = false;  // a site joined or left since status.json was last written
 };
 

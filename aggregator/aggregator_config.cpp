@@ -193,6 +193,16 @@ AggregatorConfig parse_aggregator_config(const std::string& yaml, const std::str
     c.validation = ValidationLimits::read(validation);
   }
   {
+    auto secure = root.section("secure_aggregation");
+    c.secure_aggregation = SecureAggregationConfig::read(secure);
+    if (c.secure_aggregation.enabled) {
+      if (std::string why = SecureAggregationConfig::strategy_problem(c.strategy.kind); !why.empty())
+        secure.fail("enabled", why);
+      if (c.secure_aggregation.clip_norm == 0 && c.validation.max_delta_norm)
+        c.secure_aggregation.clip_norm = *c.validation.max_delta_norm;
+    }
+  }
+  {
     auto eval = root.section("evaluation");
     eval.get("sites", c.evaluate_on_sites);
     c.eval_timeout = seconds_key(eval, "timeout", c.eval_timeout, 0.1, 86400.0);

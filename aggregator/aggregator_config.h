@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "aggregator/secure_aggregation_config.h"
 #include "aggregator/strategy.h"
 #include "aggregator/update_validator.h"
 #include "core/reid/train_config.h"
@@ -57,6 +58,9 @@ struct AggregatorConfig {
   proto::TrainingSettings task;  // what every Task carries (fedprox_mu comes from the strategy)
   StrategyConfig strategy;
   ValidationLimits validation;
+  // On: the aggregator sees only the sum of the round's updates; the guard's norm bound turns
+  // into client-side clipping (secure_aggregation.clip_norm, or validation.max_delta_norm).
+  SecureAggregationConfig secure_aggregation;
 
   bool evaluate_on_sites = true;  // Evaluate the new global model on the round's sites
   std::chrono::milliseconds eval_timeout{120'000};

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -15,6 +16,7 @@
 #include "aggregator/aggregator.h"
 #include "aggregator/round_record.h"
 #include "protocols/message.h"
+#include "protocols/secagg/server_session.h"
 #include "protocols/transport.h"
 
 namespace ppreid::agg {
@@ -45,6 +47,9 @@ struct Aggregator::RoundProgress {
   bool evaluating = false;
   std::map<std::string, proto::EvalResult> eval_results;
   std::set<std::string> evaluated;  // the keys of eval_results
+  // Secure aggregation: the round's session (null when off) and, once unmasked, the sum.
+  std::unique_ptr<secagg::ServerSession> secure;
+  std::optional<secagg::SecureSum> secure_sum;
 };
 
 namespace detail {

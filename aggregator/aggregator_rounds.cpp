@@ -50,6 +50,7 @@ bool Aggregator::run_round(int attempt, const std::atomic<bool>& stop) {
 
   if (std::string problem = config_.strategy.count_problem(p.asked.size()); !problem.empty()) {
     // sites_per_round asked fewer sites than the strategy needs: no Task could help.
+    last_round_problem_ = problem;
     p.record.outcome = "retry";
     metrics_.append(p.record.to_json());
     spdlog::error("round {} attempt {} not started: {} (of {} live); waiting for more sites or "
@@ -65,6 +66,29 @@ bool Aggregator::run_round(int attempt, const std::atomic<bool>& stop) {
   task.weights = proto::to_wire(state_.global);
   task.settings = config_.task;
   task.settings.fedprox_mu = strategy_->task_settings().value("proximal_mu", 0.0);
+  if (config_.secure_aggregation.enabled) {
+    const SecureAggregationConfig& sa = config_.secure_aggregation;
+    std::uint64_t largest = 0;
+    for (const auto& id : p.asked) largest = std::max(largest, live_.at(id).hello.dataset.images);
+    const secagg::Params params = sa.params_for(p.asked.size(), largest);
+    std::size_t values = 0;
+    for (const auto& [name, t] : state_.global) values += static_cast<std::size_t>(t.numel());
+    secagg::ServerOptions options;
+    options.neighbours = sa.neighbours_for(p.asked.size());
+    options.threshold = sa.threshold.value_or(0);
+    options.min_sites = config_.min_updates;
+    options.graph_seed = rng();
+    p.secure = std::make_unique<secagg::ServerSession>(
+        secagg::RoundContext{config_.federation_id, static_cast<std::uint64_t>(r)}, params,
+        p.asked, values, options);
+    task.secure_aggregation = params;
+    p.record.secure = {{"modulus_bits", params.modulus_bits},
+                       {"quantization_range", params.quantization_range},
+                       {"clipping_range", params.clipping_range},
+                       {"max_weight", params.max_weight},
+                       {"clip_norm", params.clip_norm},
+                       {"neighbours", options.neighbours}};
+  }
   std::vector<proto::Peer> peers;
   for (const auto& id : p.asked) peers.push_back(live_.at(id).peer);
   std::vector<proto::Peer> unreachable = server_->send_to_all(peers, r, task);
@@ -80,10 +104,15 @@ bool Aggregator::run_round(int attempt, const std::atomic<bool>& stop) {
                detail::join(p.record.sites_asked));
   write_status("training", &p);
 
-  serve_until(round_start + config_.round_timeout, p.asked, p.answered, "training", p, stop);
-  for (const auto& id : p.asked)
-    if (!p.answered.count(id) && !p.refusals.count(id)) p.record.silent.push_back(id);
-  close_round(p);
+  std::string secure_failure;
+  if (p.secure) {
+    secure_failure = run_secure_stages(p, round_start, stop);
+  } else {
+    serve_until(round_start + config_.round_timeout, p.asked, p.answered, "training", p, stop);
+    for (const auto& id : p.asked)
+      if (!p.answered.count(id) && !p.refusals.count(id)) p.record.silent.push_back(id);
+    close_round(p);
+  }
 
   auto finish_record = [&](const char* outcome) {
     const auto& after = server_->stats();
@@ -103,8 +132,20 @@ bool Aggregator::run_round(int attempt, const std::atomic<bool>& stop) {
     spdlog::info("round {} abandoned: stop requested", r);
     return false;
   }
+  if (!secure_failure.empty()) {
+    strategy_->abandon();
+    p.record.secure["failure"] = secure_failure;
+    last_round_problem_ = secure_failure;
+    finish_record("retry");
+    metrics_.append(p.record.to_json());
+    spdlog::warn("round {} attempt {}: {}; retrying the round", r, attempt, secure_failure);
+    return false;
+  }
+  if (p.secure_sum) strategy_->add(secure_update(p));
   if (p.record.accepted.size() < config_.min_updates) {
     strategy_->abandon();
+    last_round_problem_ = std::to_string(p.record.accepted.size()) + " valid update(s), " +
+                          std::to_string(config_.min_updates) + " needed";
     finish_record("retry");
     metrics_.append(p.record.to_json());
     spdlog::warn("round {} attempt {}: {} valid update(s), {} needed (silent: {}; rejected: {}); "

@@ -49,6 +49,11 @@ void Aggregator::poll(milliseconds timeout, RoundProgress* p) {
       return on_update(*in, p);
     case proto::MessageType::kEvalResult:
       return on_eval_result(*in, p);
+    case proto::MessageType::kSecAggKeys:
+    case proto::MessageType::kSecAggShares:
+    case proto::MessageType::kMaskedUpdate:
+    case proto::MessageType::kUnmaskShares:
+      return on_secure_message(*in, p);
     case proto::MessageType::kError: {
       const auto& e = std::get<proto::ErrorMessage>(in->envelope.payload);
       spdlog::warn("site {} reports an error ({}): {}", id, proto::to_string(e.code), e.message);
@@ -67,7 +72,9 @@ void Aggregator::poll(milliseconds timeout, RoundProgress* p) {
     default:
       return reply_error(*in, proto::ErrorCode::kUnexpected,
                          std::string("a site does not send ") + proto::to_string(type) +
-                             " messages; only Hello, Heartbeat, Update, EvalResult, Error, Bye");
+                             " messages; only Hello, Heartbeat, Update, EvalResult, Error, Bye "
+                             "and the secure aggregation messages SecAggKeys, SecAggShares, "
+                             "MaskedUpdate, UnmaskShares");
   }
 }
 
@@ -97,7 +104,10 @@ void Aggregator::on_hello(const proto::Received& in, RoundProgress* p) {
                d.cameras, d.deid_method.empty() ? "?" : d.deid_method,
                d.epsilon ? fmt::format(" (epsilon {})", *d.epsilon) : std::string());
   // A site asked in this round that reconnects lost its Task with its old connection.
-  if (p && !p->evaluating && p->task && p->asked.count(in.site_id) &&
+  // Under secure aggregation only while the round still waits for keys: later stages have
+  // moved on without it.
+  const bool collecting = !p || !p->secure || p->secure->stage() == secagg::ServerSession::Stage::kKeys;
+  if (p && !p->evaluating && p->task && collecting && p->asked.count(in.site_id) &&
       !p->answered.count(in.site_id)) {
     if (server_->send(in.peer, p->round, *p->task))
       spdlog::info("round {}: Task sent again to {} after its reconnect", p->round, in.site_id);
@@ -107,6 +117,11 @@ void Aggregator::on_hello(const proto::Received& in, RoundProgress* p) {
 void Aggregator::on_update(proto::Received& in, RoundProgress* p) {
   auto& update = std::get<proto::Update>(in.envelope.payload);
   const std::int64_t claimed = static_cast<std::int64_t>(in.envelope.round);
+  if (p && p->secure)
+    return reply_error(in, proto::ErrorCode::kRejected,
+                       "round " + std::to_string(p->round) +
+                           " uses secure aggregation: a clear Update is refused (answer the "
+                           "Task with SecAggKeys; update this site's ppreid)");
   if (!p || p->evaluating) {
     spdlog::warn("update from {} for round {} arrived while no round collects updates; ignored",
                  in.site_id, claimed);

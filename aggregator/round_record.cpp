@@ -37,6 +37,7 @@ nlohmann::json RoundRecord::to_json() const {
   if (train_loss) j["train_loss"] = *train_loss;
   for (const auto& [key, value] : guard.items()) j[key] = value;
   if (!strategy_report.empty()) j["strategy_report"] = strategy_report;
+  if (!secure.empty()) j["secure_aggregation"] = secure;
   if (!eval.empty()) j["eval"] = eval;
   return j;
 }

@@ -36,6 +36,9 @@ struct RoundRecord {
   // Strategy::round_report() (e.g. the updates Krum selected); "strategy_report" when not empty.
   nlohmann::json strategy_report = nlohmann::json::object();
   nlohmann::json eval = nlohmann::json::object();
+  // Secure aggregation's record of the round (survivors, dropped, threshold, stage times...);
+  // "secure_aggregation" when not empty.
+  nlohmann::json secure = nlohmann::json::object();
 
   nlohmann::json to_json() const;
 };

@@ -121,6 +121,7 @@ bool Site::handle(const proto::Decoded& message, const std::atomic<bool>& stop) 
     on_task(env.round, *task, stop);
   } else if (const auto* evaluate = std::get_if<proto::Evaluate>(&env.payload)) {
     on_evaluate(env.round, *evaluate);
+  } else if (on_secure_message(env)) {
   } else if (const auto* error = std::get_if<proto::ErrorMessage>(&env.payload)) {
     ++stats_.errors_received;
     spdlog::warn("{}the aggregator reported {} (round {}): {}", log_prefix(),

@@ -19,6 +19,7 @@
 #include "core/reid/model.h"
 #include "core/reid/train_config.h"
 #include "protocols/message.h"
+#include "protocols/secagg/site_session.h"
 #include "protocols/transport.h"
 
 namespace ppreid::client {
@@ -44,6 +45,8 @@ struct SiteStats {
   std::uint64_t errors_received = 0;
   double last_fedprox_mu = 0.0;       // of the last Task trained
   double last_proximal_loss = 0.0;    // its mean FedProx term (0 when mu is 0)
+  std::uint64_t secure_rounds = 0;    // masked updates sent (secure aggregation)
+  std::uint64_t secure_refusals = 0;  // secure aggregation messages this site refused
 };
 
 enum class SiteExit {
@@ -139,6 +142,13 @@ class Site {
   bool handle(const proto::Decoded& message, const std::atomic<bool>& stop);
   void on_task(std::uint64_t round, const proto::Task& task, const std::atomic<bool>& stop);
   void on_evaluate(std::uint64_t round, const proto::Evaluate& evaluate);
+  // Secure aggregation (site_secure.cpp): after training, keys instead of an Update; then the
+  // stages the aggregator drives. True when `env` was one of its messages.
+  void start_secure_round(std::uint64_t round, const reid::NamedTensors& shared, double samples,
+                          double loss);
+  bool on_secure_message(const proto::Envelope& env);
+  // Sends `payload` for `round`; false (logged) when the transport could not.
+  bool send_logged(std::uint64_t round, const proto::Payload& payload, const char* what);
   void save_state(std::uint64_t round);
   void restore_state();
   std::string log_prefix() const;
@@ -158,6 +168,10 @@ class Site {
   bool hello_pending_ = false;
   std::optional<std::uint64_t> highest_task_round_;
   reid::NamedTensors last_task_weights_;
+  // The round in secure aggregation: its session and, until masked, the flattened update.
+  std::unique_ptr<secagg::SiteSession> secure_;
+  std::vector<float> secure_update_;
+  double secure_samples_ = 0, secure_loss_ = 0;
   SiteStats stats_;
   dist::Communicator* comm_ = nullptr;
   std::uint64_t commands_posted_ = 0;

@@ -96,6 +96,23 @@ void Site::on_task(std::uint64_t round, const proto::Task& task, const std::atom
                 problems + "); use the same model profile as the aggregator (training.config '" +
                 config_.train_config.string() + "' in '" + config_.file.string() + "')");
   }
+  secure_.reset();  // a new Task ends any secure aggregation round in progress
+  secure_update_.clear();
+  if (task.secure_aggregation) {
+    // Checked before training: refusing the settings after an hour of training helps nobody.
+    try {
+      secure_ = std::make_unique<secagg::SiteSession>(
+          secagg::RoundContext{config_.federation_id, round}, config_.site_id,
+          *task.secure_aggregation, task.secure_aggregation->sites);
+    } catch (const secagg::ProtocolError& e) {
+      ++stats_.secure_refusals;
+      spdlog::error("{}round {}: {}", log_prefix(), round, e.what());
+      send_logged(round, proto::ErrorMessage{proto::ErrorCode::kRejected,
+                                             "site " + config_.site_id + ": " + e.what()},
+                  "Error");
+      return;
+    }
+  }
   const proto::TrainingSettings& s = task.settings;
   reid::LocalRoundSettings settings;
   settings.local_epochs = static_cast<int>(s.local_epochs);
@@ -176,6 +193,15 @@ void Site::on_task(std::uint64_t round, const proto::Task& task, const std::atom
       }
       if (stop.load()) return;
     }
+  }
+  if (secure_) {
+    start_secure_round(round, shared,
+                       static_cast<double>(hooks_.claimed_samples
+                                               ? hooks_.claimed_samples(round, result.samples)
+                                               : result.samples),
+                       result.mean_loss.total);
+    save_state(round);
+    return;
   }
   proto::Update update;
   update.weights = proto::to_wire(shared);

@@ -125,7 +125,7 @@ void serialize(Archive& ar, secagg::Params& p) {
   ar(cereal::make_nvp("clipping_range", p.clipping_range),
      cereal::make_nvp("quantization_range", p.quantization_range),
      cereal::make_nvp("modulus_bits", p.modulus_bits), cereal::make_nvp("max_weight", p.max_weight),
-     cereal::make_nvp("clip_norm", p.clip_norm));
+     cereal::make_nvp("clip_norm", p.clip_norm), cereal::make_nvp("sites", p.sites));
 }
 
 template <class Archive>
@@ -282,10 +282,11 @@ std::optional<FieldProblem> check_payload(const EnvelopeRef& e) {
         const secagg::Params& p = *t.secure_aggregation;
         if (!(std::isfinite(p.clipping_range) && p.clipping_range > 0) ||
             !(std::isfinite(p.max_weight) && p.max_weight > 0) ||
-            !(std::isfinite(p.clip_norm) && p.clip_norm >= 0) || p.quantization_range < 1)
+            !(std::isfinite(p.clip_norm) && p.clip_norm >= 0) || p.quantization_range < 1 ||
+            p.sites < 2)
           return FieldProblem{"secure_aggregation",
                               "clipping_range, max_weight and quantization_range must be finite "
-                              "and > 0, clip_norm finite and >= 0"};
+                              "and > 0, clip_norm finite and >= 0, sites >= 2"};
       }
       const TrainingSettings& s = t.settings;
       if (s.local_epochs < 1) return FieldProblem{"settings.local_epochs", "must be >= 1"};

@@ -17,6 +17,7 @@ struct Params {
   std::uint32_t modulus_bits = 32;      // the sum is taken mod 2^32 or 2^64
   double max_weight = 1.0;              // samples that count as weight 1 (larger ones are capped)
   double clip_norm = 0.0;               // > 0: each site clips its update to this L2 norm
+  std::uint32_t sites = 2;              // sites asked in the round: the most words in the sum
 
   bool operator==(const Params&) const = default;
 };

@@ -61,7 +61,7 @@ inline std::vector<proto::Envelope> one_of_each_type(const std::string& sender =
   Task task;
   task.weights = sample_tensors(1);
   task.settings = TrainingSettings{2, 3.5e-4, 5e-4, 0.01, 8, 4, 7};
-  task.secure_aggregation = secagg::Params{8.0, std::uint64_t{1} << 22, 32, 1200.0, 0.5};
+  task.secure_aggregation = secagg::Params{8.0, std::uint64_t{1} << 22, 32, 1200.0, 0.5, 5};
   payloads.emplace_back(std::move(task));
   Update update;
   update.weights = sample_tensors(2);
