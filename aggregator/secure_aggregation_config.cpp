@@ -1,6 +1,7 @@
 #include "aggregator/secure_aggregation_config.h"
 
 #include <cmath>
+#include <sstream>
 
 #include "core/util/config.h"
 #include "protocols/secagg/graph.h"
@@ -42,6 +43,27 @@ SecureAggregationConfig SecureAggregationConfig::read(util::ConfigReader& s) {
   c.stage_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000)));
   s.finish();
   return c;
+}
+
+std::string SecureAggregationConfig::to_yaml(const std::string& indent) const {
+  auto opt = [](const auto& v) { return v ? std::to_string(*v) : std::string("auto"); };
+  std::ostringstream y;
+  y.precision(17);
+  y << indent << "enabled: " << (enabled ? "true" : "false") << "\n"
+    << indent << "neighbours: " << opt(neighbours) << "\n"
+    << indent << "complete_up_to: " << complete_up_to << "\n"
+    << indent << "dropout: " << dropout << "\n"
+    << indent << "threshold: " << opt(threshold) << "\n"
+    << indent << "clipping_range: " << clipping_range << "\n"
+    << indent << "quantization_range: " << quantization_range << "\n"
+    << indent << "modulus_bits: " << opt(modulus_bits) << "\n"
+    << indent << "max_weight: ";
+  if (max_weight) y << *max_weight;
+  else y << "auto";
+  y << "\n"
+    << indent << "clip_norm: " << clip_norm << "\n"
+    << indent << "stage_timeout: " << static_cast<double>(stage_timeout.count()) / 1000.0 << "\n";
+  return y.str();
 }
 
 std::string SecureAggregationConfig::strategy_problem(StrategyKind strategy) {

@@ -35,6 +35,9 @@ struct SecureAggregationConfig {
   // Reads the section (absent: disabled). Refuses unknown keys and values out of range.
   static SecureAggregationConfig read(util::ConfigReader& section);
 
+  // The section as YAML lines, each prefixed with `indent` (read() gives it back).
+  std::string to_yaml(const std::string& indent) const;
+
   // Empty when `strategy` can run on the sum only; otherwise why it cannot.
   static std::string strategy_problem(StrategyKind strategy);
 

@@ -84,6 +84,9 @@ struct SiteHooks {
   // The sample count the site claims for its `real` train images: in its Hello (round 0) and in
   // the Update of `round` (a site lying about its weight in the average).
   std::function<std::uint64_t(std::uint64_t round, std::uint64_t real)> claimed_samples;
+  // Under secure aggregation, before the site answers a stage of `round` ("shares", "masked",
+  // "unmask"): false makes it vanish instead (a site dropping out mid-protocol).
+  std::function<bool(std::uint64_t round, const std::string& stage)> secure_stage;
 };
 
 // Session conventions (docs/PROTOCOL.md, the aggregator implements the other side):

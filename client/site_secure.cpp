@@ -56,6 +56,15 @@ bool Site::on_secure_message(const proto::Envelope& env) {
                  log_prefix(), proto::to_string(type), env.round);
     return true;
   }
+  const char* stage = type == proto::MessageType::kSecAggKeyList    ? "shares"
+                      : type == proto::MessageType::kSecAggShareList ? "masked"
+                                                                     : "unmask";
+  if (hooks_.secure_stage && !hooks_.secure_stage(env.round, stage)) {
+    spdlog::warn("{}round {}: vanishing before the {} stage (a fault hook)", log_prefix(),
+                 env.round, stage);
+    vanished_ = true;
+    return true;
+  }
   try {
     if (const auto* list = std::get_if<proto::SecAggKeyList>(&env.payload)) {
       send_logged(env.round, secure_->share_keys(*list), "SecAggShares");

@@ -172,6 +172,8 @@ nlohmann::json run_settings(const SimConfig& c, const NamedMethod& m) {
           {"min_updates", c.min_updates},
           {"strategy", c.strategy.to_json()},
           {"validation", c.validation.to_yaml("")},
+          {"secure_aggregation",
+           c.secure_aggregation.enabled ? c.secure_aggregation.to_yaml("") : std::string("off")},
           {"deidentify_test", c.deidentify_test},
           {"centroid_protocol", reid::to_string(c.centroid_protocol)},
           {"faults", faults_json}};
@@ -202,6 +204,8 @@ std::string aggregator_yaml(const SimConfig& c, const SimKeys& keys, const fs::p
   if (c.learning_rate) y << "  learning_rate: " << *c.learning_rate << "\n";
   y << "strategy: " << c.strategy.to_json().dump() << "\n";
   y << "validation:\n" << c.validation.to_yaml("  ");
+  if (c.secure_aggregation.enabled)
+    y << "secure_aggregation:\n" << c.secure_aggregation.to_yaml("  ");
   y << "evaluation:\n  sites: false\n  dataset: " << quoted(test) << "\n"
     << "  centroid_protocol: " << reid::to_string(c.centroid_protocol) << "\n";
   return y.str();

@@ -12,6 +12,8 @@
 #include "core/attacks/attack_images.h"
 #include "core/quality/image_quality.h"
 #include "core/util/error.h"
+#include "protocols/secagg/quantize.h"
+#include "protocols/secagg/server_session.h"
 #include "protocols/torch_wire.h"
 #include "protocols/transport.h"
 
@@ -104,7 +106,97 @@ std::pair<proto::NamedTensors, std::size_t> transmit(proto::Client& client, prot
   }
 }
 
+// Secure aggregation of the victim's change (share - base) with the changes of the other sites:
+// the victim's MaskedUpdate goes over the real transport and the attacker gets, in the model's
+// order, either that message dequantized as if unmasked, or the unmasked mean; `base` is added
+// back. Returns the tensors and the masked message's size on the wire.
+std::pair<std::vector<torch::Tensor>, std::size_t> transmit_secure(
+    proto::Client& client, proto::Server& server, std::uint64_t round,
+    const std::vector<std::vector<torch::Tensor>>& changes, const std::vector<torch::Tensor>& base,
+    ReplaySecure secure) {
+  const std::size_t n = changes.size();
+  std::vector<std::string> ids;
+  for (std::size_t j = 0; j < n; ++j) ids.push_back(j == 0 ? client.options().site_id : "peer-" + std::to_string(j));
+  secagg::Params params;
+  params.max_weight = 1;  // every site trained on one image
+  params.sites = static_cast<std::uint32_t>(n);
+  std::size_t values = 0;
+  for (const auto& t : base) values += static_cast<std::size_t>(t.numel());
+  const secagg::RoundContext ctx{"replay", round};
+  secagg::ServerSession server_session(ctx, params, {ids.begin(), ids.end()}, values, {});
+  std::vector<std::unique_ptr<secagg::SiteSession>> sites;
+  for (const auto& id : ids) {
+    sites.push_back(std::make_unique<secagg::SiteSession>(ctx, id, params, n));
+    server_session.add_keys(id, sites.back()->keys());
+  }
+  for (auto& [id, list] : server_session.close_keys())
+    server_session.add_shares(id, sites[std::find(ids.begin(), ids.end(), id) - ids.begin()]->share_keys(list));
+  auto lists = server_session.close_shares();
+  std::size_t wire_bytes = 0;
+  std::vector<float> masked_as_values;
+  for (std::size_t j = 0; j < n; ++j) {
+    std::vector<float> flat;
+    for (const auto& t : changes[j]) {
+      const torch::Tensor c = t.detach().to(torch::kFloat32).contiguous().flatten();
+      flat.insert(flat.end(), c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+    }
+    proto::MaskedUpdate masked = sites[j]->mask(lists.at(ids[j]), flat, 1.0, 0.0);
+    if (j > 0) {
+      server_session.add_masked(ids[j], masked);
+      continue;
+    }
+    client.send(round, masked);
+    for (;;) {
+      auto got = server.receive(std::chrono::seconds(30));
+      if (!got) throw Error("replay: the aggregator side received no MaskedUpdate within 30 s");
+      if (got->envelope.round != round || got->envelope.type() != proto::MessageType::kMaskedUpdate)
+        continue;
+      wire_bytes = got->wire_bytes;
+      const auto& received = std::get<proto::MaskedUpdate>(got->envelope.payload);
+      server_session.add_masked(ids[0], received);
+      // What one message gives: its words read as the clear quantized update of weight 1.
+      const auto& bytes = received.words.at(0).data;
+      const auto* words = reinterpret_cast<const std::uint32_t*>(bytes.data());
+      for (std::size_t v = 0; v < values; ++v)
+        masked_as_values.push_back(static_cast<float>(
+            secagg::dequantize_mean(words[secagg::kExtraWords + v], 1, params.quantization_range, params)));
+      break;
+    }
+  }
+  std::vector<float> result = masked_as_values;
+  if (secure == ReplaySecure::kSum) {
+    for (auto& [id, request] : server_session.close_masked())
+      server_session.add_unmask(id, sites[std::find(ids.begin(), ids.end(), id) - ids.begin()]->unmask(request));
+    const secagg::SecureSum sum = server_session.finish();
+    result.assign(sum.mean.begin(), sum.mean.end());
+  }
+  std::vector<torch::Tensor> out;
+  std::size_t offset = 0;
+  for (const auto& t : base) {
+    torch::Tensor v = torch::from_blob(result.data() + offset, {t.numel()}, torch::kFloat32).clone();
+    out.push_back(v.reshape(t.sizes()).to(t.scalar_type()) + t.detach());
+    offset += static_cast<std::size_t>(t.numel());
+  }
+  return {out, wire_bytes};
+}
+
 }  // namespace
+
+ReplaySecure parse_replay_secure(const std::string& name) {
+  if (name == "off") return ReplaySecure::kOff;
+  if (name == "masked") return ReplaySecure::kMasked;
+  if (name == "sum") return ReplaySecure::kSum;
+  throw Error("replay secure_aggregation '" + name + "': use off, masked or sum");
+}
+
+const char* to_string(ReplaySecure secure) {
+  switch (secure) {
+    case ReplaySecure::kOff: return "off";
+    case ReplaySecure::kMasked: return "masked";
+    case ReplaySecure::kSum: return "sum";
+  }
+  return "?";
+}
 
 ReplayMode parse_replay_mode(const std::string& name) {
   if (name == "fedsgd") return ReplayMode::kFedSgd;
@@ -142,6 +234,8 @@ nlohmann::json ReplaySummary::to_json(const ReplayOptions& o) const {
           {"input", std::to_string(o.model.height) + "x" + std::to_string(o.model.width)},
           {"method", o.method == attacks::InversionMethod::kIdlg ? "idlg" : "dlg"},
           {"mode", to_string(o.mode)},
+          {"secure_aggregation", to_string(o.secure)},
+          {"secure_sites", o.secure == ReplaySecure::kOff ? 1 : o.secure_sites},
           {"iterations", o.iterations},
           {"seed", o.seed},
           {"attacks", list},
@@ -160,6 +254,8 @@ ReplaySummary replay_gradient_attacks(const std::vector<ReplayTarget>& targets,
                                       const ReplayKeys& keys, const ReplayOptions& o) {
   if (targets.empty()) throw Error("replay: no images to attack");
   if (o.iterations < 1) throw Error("replay: iterations must be >= 1");
+  if (o.secure != ReplaySecure::kOff && o.secure_sites < 2)
+    throw Error("replay: secure aggregation needs secure_sites >= 2 (the victim and others)");
   if (o.mode == ReplayMode::kFedAvg && (o.local_steps < 1 || !(o.local_lr > 0)))
     throw Error("replay: FedAvg needs local_steps >= 1 and local_lr > 0");
   // Validates the model options before any socket is opened.
@@ -202,10 +298,32 @@ ReplaySummary replay_gradient_attacks(const std::vector<ReplayTarget>& targets,
     const attacks::AttackModel site = attacks::make_attack_model(mo);
     const attacks::AttackModel attacker = attacks::make_attack_model(mo);
 
-    const auto [received, bytes] =
-        transmit(client, server, i + 1, site, site_share(site, deid, r.label, o), o.mode);
-    r.wire_bytes = bytes;
-    std::vector<torch::Tensor> shared = in_model_order(received, attacker);
+    std::vector<torch::Tensor> shared;
+    if (o.secure == ReplaySecure::kOff) {
+      const auto [received, bytes] =
+          transmit(client, server, i + 1, site, site_share(site, deid, r.label, o), o.mode);
+      r.wire_bytes = bytes;
+      shared = in_model_order(received, attacker);
+    } else {
+      // The other sites train on the next targets' images with the same round model. FedAvg
+      // shares are weights: their change from the global weights is what gets masked.
+      std::vector<torch::Tensor> base;
+      for (const auto& p : site.gradient_model.parameters)
+        base.push_back(o.mode == ReplayMode::kFedAvg ? p.detach().clone() : torch::zeros_like(p));
+      std::vector<std::vector<torch::Tensor>> changes;
+      for (int j = 0; j < o.secure_sites; ++j) {
+        const ReplayTarget& other = targets[(i + static_cast<std::size_t>(j)) % targets.size()];
+        const torch::Tensor image =
+            j == 0 ? deid : attacks::load_attack_image(other.deid_image, h, w);
+        const attacks::AttackModel peer = attacks::make_attack_model(mo);  // same weights
+        std::vector<torch::Tensor> share = site_share(peer, image, (other.label + j) % o.model.classes, o);
+        for (std::size_t k = 0; k < share.size(); ++k) share[k] = share[k] - base[k];
+        changes.push_back(std::move(share));
+      }
+      auto [received, bytes] = transmit_secure(client, server, i + 1, changes, base, o.secure);
+      r.wire_bytes = bytes;
+      shared = std::move(received);
+    }
     if (o.mode == ReplayMode::kFedAvg) {
       // The average gradient of the local steps: (before - after) / (lr * steps).
       const double scale = 1.0 / (o.local_lr * o.local_steps);

@@ -24,6 +24,17 @@
 namespace ppreid::sim {
 
 enum class ReplayMode { kFedSgd, kFedAvg };
+
+// What the attacker holds under secure aggregation (the victim and secure_sites - 1 other sites,
+// each sharing the update of another image, run the protocol of protocols/secagg):
+//   kOff:    the victim's clear update (no secure aggregation);
+//   kMasked: the victim's masked update exactly as the aggregator decoded it, dequantized as if it
+//            were the clear quantized update (the most the aggregator can do with one site's
+//            message);
+//   kSum:    the unmasked result: the weighted mean of all the sites' updates.
+enum class ReplaySecure { kOff, kMasked, kSum };
+ReplaySecure parse_replay_secure(const std::string& name);  // off | masked | sum
+const char* to_string(ReplaySecure secure);
 ReplayMode parse_replay_mode(const std::string& name);  // fedsgd | fedavg; ppreid::Error else
 const char* to_string(ReplayMode mode);
 
@@ -34,6 +45,8 @@ struct ReplayOptions {
   int iterations = 300;
   double local_lr = 0.01;  // FedAvg
   int local_steps = 1;     // FedAvg
+  ReplaySecure secure = ReplaySecure::kOff;
+  int secure_sites = 3;    // sites in the secure sum (the victim included)
   std::uint64_t seed = 0;  // model weights and dummy images
   std::vector<int> snapshots = {1, 10, 50};  // iterations shown in the strips
   std::filesystem::path strip_dir;           // empty: no PNG strips

@@ -94,6 +94,8 @@ std::string describe_fault(const FaultSpec& f) {
       return text + " sigma=" + report::format_general(f.sigma);
     case FaultSpec::Kind::kAlie:
       return f.z ? text + " z=" + report::format_general(*f.z) : text;
+    case FaultSpec::Kind::kDropout:
+      return f.stage == "update" ? text : text + " before " + f.stage;
     default:
       return text;
   }
@@ -144,6 +146,8 @@ FaultSpec read_fault_behaviour(util::ConfigReader& f, bool byzantine_only) {
       if (k == spec.kind) return true;
     f.fail(key, "does not apply to kind " + kind);
   };
+  if (only_for("stage", {K::kDropout}))
+    f.get_choice("stage", spec.stage, {"update", "shares", "masked", "unmask"});
   if (only_for("delay", {K::kStraggler})) {
     double delay = 0;
     f.get("delay", delay, 0.0, 86400.0);
@@ -325,6 +329,16 @@ SimConfig parse_sim_config(const std::string& yaml, const fs::path& file) {
     }
     auto validation = f.section("validation");
     c.validation = agg::ValidationLimits::read(validation, c.validation);
+    auto secure = f.section("secure_aggregation");
+    c.secure_aggregation = agg::SecureAggregationConfig::read(secure);
+    if (c.secure_aggregation.enabled) {
+      if (std::string why = agg::SecureAggregationConfig::strategy_problem(c.strategy.kind);
+          !why.empty())
+        secure.fail("enabled", why);
+      if (c.experiment == Experiment::kByzantine)
+        secure.fail("enabled", "the byzantine experiment compares robust strategies, which need "
+                               "each site's update; secure aggregation hides them");
+    }
     f.get("deidentify_test", c.deidentify_test);
     std::string protocol = reid::to_string(c.centroid_protocol);
     f.get_choice("centroid_protocol", protocol,
@@ -390,6 +404,8 @@ SimConfig parse_sim_config(const std::string& yaml, const fs::path& file) {
     a.get("width", at.width, 11, 512);
     a.get("local_lr", at.local_lr, 1e-9, 10.0);
     a.get("local_steps", at.local_steps, 1, 1000);
+    a.get_choice("secure_aggregation", at.secure_aggregation, {"off", "masked", "sum"});
+    a.get("secure_sites", at.secure_sites, 2, 1000);
     a.finish();
   }
   {
@@ -492,6 +508,7 @@ std::string fault_parameters(const FaultSpec& f) {
     out += ", factor: " + number(f.factor);
   if (f.kind == K::kGaussian) out += ", sigma: " + number(f.sigma);
   if (f.kind == K::kAlie && f.z) out += ", z: " + number(*f.z);
+  if (f.kind == K::kDropout && f.stage != "update") out += ", stage: " + f.stage;
   return out;
 }
 
@@ -526,6 +543,8 @@ std::string format_sim_config(const SimConfig& c) {
     << "  max_attempts: " << c.max_attempts << "\n"
     << "  strategy: " << c.strategy.to_json().dump() << "\n";
   y << "  validation:\n" << c.validation.to_yaml("    ");
+  if (c.secure_aggregation.enabled)
+    y << "  secure_aggregation:\n" << c.secure_aggregation.to_yaml("    ");
   y << "  deidentify_test: " << (c.deidentify_test ? "true" : "false") << "\n"
     << "  centroid_protocol: " << reid::to_string(c.centroid_protocol) << "\n";
   if (c.experiment == Experiment::kFederation)
@@ -567,7 +586,9 @@ std::string format_sim_config(const SimConfig& c) {
     << "  model: " << a.model << "\n  method: " << a.method << "\n  mode: " << a.mode << "\n"
     << "  images: " << a.images << "\n  iterations: " << a.iterations << "\n"
     << "  size: " << a.size << "\n  height: " << a.height << "\n  width: " << a.width << "\n"
-    << "  local_lr: " << number(a.local_lr) << "\n  local_steps: " << a.local_steps << "\n";
+    << "  local_lr: " << number(a.local_lr) << "\n  local_steps: " << a.local_steps << "\n"
+    << "  secure_aggregation: " << a.secure_aggregation << "\n  secure_sites: " << a.secure_sites
+    << "\n";
   y << "privacy:\n  attacker_config: " << path_text(c.privacy.attacker_config) << "\n"
     << "  attacker_epochs: " << c.privacy.attacker_epochs << "\n"
     << "  attribute_epochs: " << c.privacy.attribute_epochs << "\n";

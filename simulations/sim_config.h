@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/secure_aggregation_config.h"
 #include "aggregator/strategy.h"
 #include "aggregator/update_validator.h"
 #include "core/deid/method_factory.h"
@@ -59,6 +60,9 @@ struct FaultSpec {
   double factor = 1.0;       // scale, sign_flip, sample_lie
   double sigma = 0.0;        // gaussian
   std::optional<double> z;   // alie: set by hand; else from the sites and the colluders
+  // dropout under secure aggregation: the stage whose message the site never sends ("update":
+  // its keys, i.e. before anything of the round leaves; "shares", "masked", "unmask").
+  std::string stage = "update";
   bool applies(std::int64_t round) const {
     return round >= from_round && (until_round == 0 || round <= until_round);
   }
@@ -106,6 +110,10 @@ struct AttackSection {
   int height = 16, width = 12;   // reid input (16x12: the smallest SSIM can score)
   double local_lr = 0.01;        // fedavg: the victim's SGD step size
   int local_steps = 1;           // fedavg: its steps
+  // off | masked (the victim's masked update as the aggregator receives it) | sum (the unmasked
+  // mean of secure_sites sites' updates): see simulations/replay.h
+  std::string secure_aggregation = "off";
+  int secure_sites = 3;
 };
 
 // The attacks of the privacy-utility experiment (T_p and the attribute attack).
@@ -156,6 +164,8 @@ struct SimConfig {
     v.resend_grace_seconds = 1.0;
     return v;
   }();
+  // federation.secure_aggregation: as the aggregator's section (docs/PROTOCOL.md).
+  agg::SecureAggregationConfig secure_aggregation;
   bool deidentify_test = true;  // the held-out split is de-identified like the sites' data
   // federation.centroid_protocol: how the aggregator's held-out evaluation computes the centroid
   // figures (reference: centroids-reid, comparable with the papers; see core/reid/centroids.h).

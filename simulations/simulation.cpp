@@ -172,6 +172,8 @@ ReplayOptions replay_options(const SimConfig& c, const fs::path& strip_dir) {
   o.iterations = c.attack.iterations;
   o.local_lr = c.attack.local_lr;
   o.local_steps = c.attack.local_steps;
+  o.secure = parse_replay_secure(c.attack.secure_aggregation);
+  o.secure_sites = c.attack.secure_sites;
   o.seed = c.seed + 8191;
   o.strip_dir = strip_dir;
   return o;

@@ -241,6 +241,7 @@ client::SiteHooks fault_hooks(const std::vector<FaultSpec>& faults, const FaultC
       if (!f.applies(static_cast<std::int64_t>(round))) continue;
       switch (f.kind) {
         case K::kDropout:
+          if (f.stage != "update") break;  // secure_stage below
           decision.action = client::UpdateAction::kVanish;
           if (ctx.board) ctx.board->leave(ctx.site_id);
           return decision;
@@ -287,6 +288,16 @@ client::SiteHooks fault_hooks(const std::vector<FaultSpec>& faults, const FaultC
       };
     }
   }
+  const bool stage_dropout = std::any_of(faults.begin(), faults.end(), [](const FaultSpec& f) {
+    return f.kind == K::kDropout && f.stage != "update";
+  });
+  if (stage_dropout)
+    hooks.secure_stage = [faults](std::uint64_t round, const std::string& stage) {
+      for (const FaultSpec& f : faults)
+        if (f.kind == K::kDropout && f.stage == stage && f.applies(static_cast<std::int64_t>(round)))
+          return false;
+      return true;
+    };
   return hooks;
 }
 

@@ -1,5 +1,7 @@
 #include "simulations/replay.h"
 
+#include "protocols/secagg/quantize.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -135,6 +137,42 @@ TEST_F(ReplayTest, FedAvgSharesTurnIntoTheAverageGradient) {
   // One step: (w - (w - lr g)) / lr = g up to float32 rounding of the weights.
   for (std::size_t k = 0; k < expected.size(); ++k)
     EXPECT_TRUE(torch::allclose(received[k], expected[k], 1e-3, 1e-4)) << m.names[k];
+}
+
+TEST_F(ReplayTest, UnderSecureAggregationOneSitesMessageRevealsNothing) {
+  // The same attack that recovers the plain image above, on the victim's masked update.
+  options_.secure = ReplaySecure::kMasked;
+  options_.secure_sites = 3;
+  const ReplaySummary s =
+      replay_gradient_attacks({{"plain", raw_, raw_, 7}, {"other", raw_, inverted_, 2}}, keys_, options_);
+  EXPECT_GT(s.attacks[0].mse_raw, 0.05);
+  EXPECT_LT(s.attacks[0].ssim_raw, 0.3);
+  EXPECT_DOUBLE_EQ(s.success_raw.at(1e-2), 0.0);
+  EXPECT_EQ(s.to_json(options_).at("secure_aggregation"), "masked");
+  EXPECT_GT(s.attacks[0].wire_bytes, 0u);
+}
+
+TEST_F(ReplayTest, OnTheUnmaskedSumTheAttackerGetsTheMeanOfTheSites) {
+  std::vector<torch::Tensor> received;
+  options_.secure = ReplaySecure::kSum;
+  options_.secure_sites = 2;
+  options_.iterations = 1;
+  // The first target's attack (the second one's sum has other sites and another model).
+  options_.on_received = [&](const std::vector<torch::Tensor>& r) {
+    if (received.empty()) received = r;
+  };
+  replay_gradient_attacks({{"a", raw_, raw_, 4}, {"b", raw_, inverted_, 6}}, keys_, options_);
+  attacks::AttackModelOptions mo = options_.model;
+  mo.seed = options_.seed;
+  const attacks::AttackModel m = attacks::make_attack_model(mo);
+  // Site 2 trains on the next target's image with its label shifted by its index (6 + 1).
+  const auto g1 = attacks::shared_gradient(m.gradient_model, attacks::load_attack_image(raw_, 16, 16), 4);
+  const auto g2 = attacks::shared_gradient(m.gradient_model, attacks::load_attack_image(inverted_, 16, 16), 7);
+  ASSERT_EQ(received.size(), g1.size());
+  secagg::Params p;
+  const double step = secagg::quantization_step(p);  // two sites of weight 1: error < step
+  for (std::size_t k = 0; k < g1.size(); ++k)
+    EXPECT_LT((received[k] - (g1[k] + g2[k]) / 2).abs().max().item<double>(), step) << m.names[k];
 }
 
 TEST_F(ReplayTest, BadInputIsAClearError) {
