@@ -129,8 +129,8 @@ ModelUpdate Aggregator::secure_update(const RoundProgress& p) const {
   for (const auto& [name, global] : state_.global) {
     const std::int64_t n = global.numel();
     torch::Tensor delta =
-        torch::from_blob(const_cast<double*>(sum.mean.data()) + offset, {n}, torch::kFloat64)
-            .clone();
+        torch::from_blob(const_cast<float*>(sum.mean.data()) + offset, {n}, torch::kFloat32)
+            .to(torch::kFloat64);
     // Counters (num_batches_tracked) get the mean increase, rounded: Krum's maximum needs each
     // site's value, which the sum hides.
     if (!global.is_floating_point()) delta = delta.round();

@@ -317,7 +317,7 @@ SecureSum ServerSession::finish() {
     out.mean_loss = dequantize_mean(words[1], m, weight_word, params_) * kLossScale;
     out.mean.resize(values_);
     for (std::size_t i = 0; i < values_; ++i)
-      out.mean[i] = dequantize_mean(words[kExtraWords + i], m, weight_word, params_);
+      out.mean[i] = static_cast<float>(dequantize_mean(words[kExtraWords + i], m, weight_word, params_));
     return out;
   };
   SecureSum out = params_.modulus_bits == 64 ? remove(sum64_) : remove(sum32_);

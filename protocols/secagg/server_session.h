@@ -26,7 +26,9 @@ class RoundShortfall : public Error {
 };
 
 struct SecureSum {
-  std::vector<double> mean;  // the survivors' weighted mean of the update values
+  // The survivors' weighted mean of the update values (float: the model's precision; the
+  // quantization step is far coarser).
+  std::vector<float> mean;
   double weight = 0;         // sum of the survivors' weight ratios q_r / Q
   double samples = 0;        // weight * max_weight: their training images, as quantized
   double mean_loss = 0;      // weighted mean training loss

@@ -57,10 +57,37 @@ TEST(SimConfigTest, TheShippedConfigsLoad) {
   EXPECT_TRUE(faults.faults[0].applies(2));
   EXPECT_FALSE(faults.faults[0].applies(3));
   EXPECT_TRUE(faults.faults[3].applies(99));  // until_round 0: to the end
+  const SimConfig secure = load_sim_config(testing::kSimDir / "secure.yaml");
+  EXPECT_TRUE(secure.secure_aggregation.enabled);
+  EXPECT_EQ(secure.secure_aggregation.stage_timeout.count(), 5000);
+  ASSERT_EQ(secure.faults.size(), 3u);
+  EXPECT_EQ(secure.faults[1].stage, "masked");
+  EXPECT_EQ(describe_fault(secure.faults[1]), "dropout before masked");
+  EXPECT_EQ(secure.attack.secure_aggregation, "masked");
+}
+
+TEST(SimConfigTest, SecureAggregationMistakesNameTheKey) {
+  const std::string base = "name: t\ndata: {profile: ../tiny.yaml}\ndeid: {method: none}\n"
+                           "partition: {kind: identity, sites: 2}\n";
+  EXPECT_THAT(testing::error_of([&] {
+                parse(base + "federation: {model: ../train/tiny.yaml, strategy: {name: median}, "
+                             "secure_aggregation: {enabled: true}}\n");
+              }),
+              HasSubstr("which secure aggregation hides"));
+  EXPECT_THAT(testing::error_of([&] {
+                parse(base + "federation: {model: ../train/tiny.yaml}\n"
+                             "faults:\n  - {kind: nan, site: site-1, stage: masked}\n");
+              }),
+              HasSubstr("does not apply to kind nan"));
+  EXPECT_THAT(testing::error_of([&] {
+                parse(base + "federation: {model: ../train/tiny.yaml}\n"
+                             "faults:\n  - {kind: dropout, site: site-1, stage: later}\n");
+              }),
+              HasSubstr("stage"));
 }
 
 TEST(SimConfigTest, TheResolvedConfigReadsBackToItself) {
-  for (const char* name : {"tiny.yaml", "faults.yaml"}) {
+  for (const char* name : {"tiny.yaml", "faults.yaml", "secure.yaml"}) {
     SCOPED_TRACE(name);
     const SimConfig c = load_sim_config(testing::kSimDir / name);
     const std::string once = format_sim_config(c);

@@ -103,7 +103,7 @@ struct Federation {
     ASSERT_EQ(sum.mean.size(), values);
     double worst = 0;
     for (std::size_t j = 0; j < values; ++j) worst = std::max(worst, std::abs(sum.mean[j] - want[j]));
-    EXPECT_LT(worst, tolerance(sum));
+    EXPECT_LT(worst, tolerance(sum) + 1e-7);  // + float32 rounding of the mean (values < 1)
     EXPECT_GT(worst, 0.0);  // quantized, so not bit-exact: the comparison is not vacuous
     EXPECT_NEAR(sum.mean_loss, loss, tolerance(sum) * kLossScale);
     double samples_sum = 0;
