@@ -75,6 +75,10 @@ std::string Aggregator::run_secure_stages(RoundProgress& p, Clock::time_point ro
   rec["survivors"] = sum.survivors;
   rec["dropped"] = sum.dropped;
   rec["excluded"] = sum.excluded;
+  rec["unshared"] = sum.unshared;
+  // Sites that left during the stages sent no update the sum contains: silent, as in plain rounds.
+  for (const auto* group : {&sum.dropped, &sum.unshared, &sum.excluded})
+    for (const auto& id : *group) p.record.silent.push_back(id);
   rec["samples"] = sum.samples;
   for (const auto& id : sum.survivors) p.record.accepted[id] = 0;  // per site: not known
   if (std::isfinite(sum.mean_loss)) p.record.train_loss = sum.mean_loss;

@@ -462,7 +462,18 @@ std::string write_report(const ReportInputs& in) {
         "What an honest-but-curious aggregator can reconstruct from the bytes it received: the "
         "victim site sent its share over the real transport, the attacker decoded exactly those "
         "bytes and ran the attack. Label accuracy " +
-        format_fixed(s.at("attack").at("label_accuracy"), 2) + ".");
+        format_fixed(s.at("attack").at("label_accuracy"), 2) + "." +
+        [&]() -> std::string {
+          const std::string mode = s.at("attack").value("secure_aggregation", "off");
+          if (mode == "masked")
+            return " Under secure aggregation: the attack ran on the victim's masked update (its "
+                   "words read as if unmasked), which is all one site's message gives the "
+                   "aggregator.";
+          if (mode == "sum")
+            return " Under secure aggregation: the attack ran on the unmasked mean of " +
+                   std::to_string(s.at("attack").value("secure_sites", 0)) + " sites' updates.";
+          return "";
+        }());
     attack.tables.push_back(attack_table(s.at("attack")));
     if (s.contains("attack_by_method"))
       attack.tables.push_back(attack_by_method_table(s.at("attack_by_method")));

@@ -147,6 +147,8 @@ void ServerSession::add_shares(const std::string& site, const proto::SecAggShare
 std::map<std::string, proto::SecAggShareList> ServerSession::close_shares() {
   expect(Stage::kShares, "the end of the share stage", "the aggregator");
   for (const auto& [id, s] : sealed_) sharing_.insert(id);
+  for (const auto& [id, k] : keys_)
+    if (!sealed_.count(id)) unshared_.push_back(id);
   // A site whose secrets have fewer than t live holders could never be unmasked if it dropped
   // later, and its neighbours would mask with it: leave it out before anyone masks.
   for (bool changed = true; changed;) {
@@ -325,6 +327,7 @@ SecureSum ServerSession::finish() {
   for (const auto& id : sharing_)
     if (!masked_.count(id)) out.dropped.push_back(id);
   out.excluded = excluded_;
+  out.unshared = unshared_;
   stage_ = Stage::kDone;
   sum32_ = {};
   sum64_ = {};

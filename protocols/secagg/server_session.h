@@ -35,6 +35,7 @@ struct SecureSum {
   std::vector<std::string> survivors;  // sent a masked update (their sum is the result)
   std::vector<std::string> dropped;    // shared keys but sent no masked update
   std::vector<std::string> excluded;   // left out at the share stage (too few live neighbours)
+  std::vector<std::string> unshared;   // advertised keys but sent no shares (left out too)
 };
 
 struct ServerOptions {
@@ -101,6 +102,7 @@ class ServerSession {
   std::map<std::string, std::vector<proto::SealedShare>> sealed_;      // U2, by sender
   std::set<std::string> sharing_;                                      // U2 after exclusions
   std::vector<std::string> excluded_;
+  std::vector<std::string> unshared_;
   std::set<std::string> masked_;                                       // U3
   std::vector<std::uint32_t> sum32_;
   std::vector<std::uint64_t> sum64_;
