@@ -186,7 +186,9 @@ TEST_P(SecureDropoutTest, OneSiteDroppingAtAnyStageLeavesTheRoundToTheOthers) {
   const auto sa = metrics_lines().back()["secure_aggregation"];
   EXPECT_EQ(sa["survivors"].size(), survivors.size());
   EXPECT_EQ(sa["threshold"], stage == 1 ? 2 : 3);  // the majority of those who sent keys
-  if (stage == 3) EXPECT_EQ(sa["dropped"], nlohmann::json({"s3"}));
+  if (stage == 3) {
+    EXPECT_EQ(sa["dropped"], nlohmann::json({"s3"}));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Stages, SecureDropoutTest, ::testing::Values(1, 2, 3, 4));
