@@ -12,10 +12,18 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
 #include <random>
+#include <string>
 
 #include "protocols/codec.h"
 #include "protocols/keys.h"
@@ -136,6 +144,17 @@ void BM_Codec_Encode(benchmark::State& state) {
   set_counters(state);
 }
 
+// What a site does with a shared payload: hash the tensors, make frames that point into them.
+void BM_Codec_EncodeZeroCopy(benchmark::State& state) {
+  const Envelope e = update_envelope();
+  const auto owner = std::make_shared<const Payload>(e.payload);
+  const EnvelopeRef ref{e.version, e.federation_id, e.round, e.sender_id, *owner};
+  CodecOptions options;
+  options.chunk_bytes = static_cast<std::size_t>(state.range(0)) << 10;
+  for (auto _ : state) benchmark::DoNotOptimize(encode_zero_copy(ref, owner, options).size());
+  set_counters(state);
+}
+
 void BM_Codec_Decode(benchmark::State& state) {
   const auto frames = encode(update_envelope());
   const auto views = frame_views(frames);
@@ -169,17 +188,67 @@ struct BenchKeys {
   }
 };
 
+// pyzmq's figures beside the Loopback rows: the JSON of bench/transport_pyzmq.py, from the file
+// PPREID_PYZMQ_JSON names, or by running the script once (about 30 s) with Debian's python3 when
+// python3-zmq is installed. PPREID_PYZMQ=off skips it. Empty when there is none.
+struct PyzmqFigures {
+  double curve_MB_per_s = 0, plain_MB_per_s = 0;
+};
+
+const PyzmqFigures& pyzmq_figures() {
+  static const PyzmqFigures figures = [] {
+    PyzmqFigures out;
+    const char* off = std::getenv("PPREID_PYZMQ");
+    if (off && std::string(off) == "off") return out;
+    std::string text;
+    if (const char* file = std::getenv("PPREID_PYZMQ_JSON")) {
+      std::ifstream in(file);
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    } else if (fs::exists("/usr/bin/python3")) {
+      const std::string command = "/usr/bin/python3 " PPREID_SOURCE_DIR
+                                  "/bench/transport_pyzmq.py --runs 5 --frame-bytes 1048576";
+      if (FILE* pipe = ::popen(command.c_str(), "r")) {
+        char buffer[4096];
+        for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;)
+          text.append(buffer, n);
+        if (::pclose(pipe) != 0) text.clear();
+      }
+    }
+    const auto json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!json.is_object() || !json.contains("curve") || !json.contains("plain")) {
+      std::fprintf(stderr, "pyzmq: no figures (install python3-zmq, or set PPREID_PYZMQ_JSON)\n");
+      return out;
+    }
+    out.curve_MB_per_s = json["curve"][0].value("MB_per_s", 0.0);
+    out.plain_MB_per_s = json["plain"][0].value("MB_per_s", 0.0);
+    std::fprintf(stderr,
+                 "pyzmq %s (libzmq %s), %.0f MB in %d-byte frames DEALER -> ROUTER over "
+                 "loopback, median of %d: CURVE %.0f MB/s, plain %.0f MB/s "
+                 "(bench/transport_pyzmq.py; the Loopback rows show them as pyzmq_MB_per_s)\n",
+                 json.value("pyzmq", "?").c_str(), json.value("libzmq", "?").c_str(),
+                 json.value("message_bytes", 0.0) / 1e6, json["curve"][0].value("frame_bytes", 0),
+                 json.value("runs", 0), out.curve_MB_per_s, out.plain_MB_per_s);
+    return out;
+  }();
+  return figures;
+}
+
+// Args: curve (0/1), chunk_KiB, zero_copy (1: the site sends a shared_ptr<const Payload> and the
+// frames point into its tensors; 0: Client::send(const Payload&) copies them into the frames).
 void BM_Loopback(benchmark::State& state) {
   static BenchKeys keys;
+  const PyzmqFigures& pyzmq = pyzmq_figures();  // before the sockets exist: nothing else runs
   // The insecure run's warning banner and the connection logs would interleave with the table.
   spdlog::set_level(spdlog::level::err);
   const bool curve = state.range(0) != 0;
+  const bool zero_copy = state.range(2) != 0;
   ServerOptions so;
   so.federation_id = "bench";
   so.security = curve ? Security::kCurve : Security::kInsecure;
   so.secret_key_file = keys.dir / "aggregator.key";
   so.allow_list_dir = keys.dir / "allow";
   so.socket.linger = std::chrono::milliseconds(0);
+  so.socket.codec.chunk_bytes = static_cast<std::size_t>(state.range(1)) << 10;
   Server server(so);
   ClientOptions co;
   co.endpoint = server.endpoint();
@@ -188,11 +257,15 @@ void BM_Loopback(benchmark::State& state) {
   co.security = so.security;
   co.secret_key_file = keys.dir / "site-a.key";
   co.server_public_key_file = keys.dir / "aggregator.pub";
-  co.socket.linger = std::chrono::milliseconds(0);
+  co.socket = so.socket;
   Client client(co);
-  const Payload update = Update{resnet50_update(), false, 1200, {{"loss", 1.0}}};
+  const auto update =
+      std::make_shared<const Payload>(Update{resnet50_update(), false, 1200, {{"loss", 1.0}}});
   for (auto _ : state) {
-    client.send(1, update);
+    if (zero_copy)
+      client.send(1, update);
+    else
+      client.send(1, *update);
     auto got = server.receive(std::chrono::seconds(120));
     if (!got) {
       state.SkipWithError("no update arrived within 120 s");
@@ -201,6 +274,8 @@ void BM_Loopback(benchmark::State& state) {
     benchmark::DoNotOptimize(got->wire_bytes);
   }
   set_counters(state);
+  const double reference = curve ? pyzmq.curve_MB_per_s : pyzmq.plain_MB_per_s;
+  if (reference > 0) state.counters["pyzmq_MB_per_s"] = reference;
 }
 
 }  // namespace
@@ -209,9 +284,18 @@ BENCHMARK(BM_Codec_NaiveCopy)->Unit(benchmark::kMillisecond)->MinTime(2);
 BENCHMARK(BM_Codec_Sha256)->Unit(benchmark::kMillisecond)->MinTime(2);
 BENCHMARK(BM_Codec_Encode)->ArgName("chunk_KiB")->Arg(256)->Arg(4096)->Unit(benchmark::kMillisecond)
     ->MinTime(2);
+BENCHMARK(BM_Codec_EncodeZeroCopy)->ArgName("chunk_KiB")->Arg(512)->Unit(benchmark::kMillisecond)
+    ->MinTime(2);
 BENCHMARK(BM_Codec_Decode)->Unit(benchmark::kMillisecond)->MinTime(2);
 BENCHMARK(BM_Codec_EncodeDecode)->Unit(benchmark::kMillisecond)->MinTime(2);
-BENCHMARK(BM_Loopback)->ArgName("curve")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)
-    ->UseRealTime()->MinTime(5);
+// The chunk sizes with zero-copy frames, then the copying path at the default chunk size.
+BENCHMARK(BM_Loopback)
+    ->ArgNames({"curve", "chunk_KiB", "zero_copy"})
+    ->ArgsProduct({{0, 1}, {256, 512, 1024, 4096}, {1}})
+    ->Args({0, 512, 0})
+    ->Args({1, 512, 0})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(5);
 
 BENCHMARK_MAIN();

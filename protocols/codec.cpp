@@ -11,6 +11,7 @@
 #include <set>
 #include <string_view>
 
+#include "protocols/chunk_frames.h"
 #include "protocols/wire_archive.h"
 
 namespace ppreid::proto {
@@ -393,6 +394,7 @@ std::string size_text(std::uint64_t bytes) { return std::to_string(bytes) + " by
 
 void validate(const CodecOptions& o) {
   if (o.chunk_bytes == 0) throw Error("codec option chunk_bytes must be > 0");
+  if (o.zero_copy_min_bytes == 0) throw Error("codec option zero_copy_min_bytes must be > 0");
   if (o.max_message_bytes == 0) throw Error("codec option max_message_bytes must be > 0");
   if (o.max_header_bytes < kPrefixBytes + 64)
     throw Error("codec option max_header_bytes must be at least 70 bytes");
@@ -411,6 +413,12 @@ std::vector<zmq::message_t> encode(const Envelope& envelope, const CodecOptions&
 }
 
 std::vector<zmq::message_t> encode(const EnvelopeRef& envelope, const CodecOptions& options) {
+  return encode_zero_copy(envelope, nullptr, options);
+}
+
+std::vector<zmq::message_t> encode_zero_copy(const EnvelopeRef& envelope,
+                                             std::shared_ptr<const void> owner,
+                                             const CodecOptions& options) {
   validate(options);
   const MessageType type = type_of(envelope.payload);
   const char* type_name = to_string(type);
@@ -432,29 +440,15 @@ std::vector<zmq::message_t> encode(const EnvelopeRef& envelope, const CodecOptio
                 size_text(payload_bytes) + ", over max_message_bytes (" +
                 size_text(options.max_message_bytes) + ")");
 
-  // Chunk frames, hashed as they are filled (the bytes are hot in cache).
+  // Chunk frames (copied, or pointing into the tensors when there is an owner), hashed as they
+  // are made.
   std::vector<zmq::message_t> frames;
-  const std::uint64_t chunk_count = (payload_bytes + options.chunk_bytes - 1) / options.chunk_bytes;
-  frames.reserve(1 + chunk_count);
+  frames.reserve(2 + (payload_bytes + options.chunk_bytes - 1) / options.chunk_bytes);
   frames.emplace_back();  // the header, written last
   PayloadHasher hasher(tensors.size());
   for (const WireTensor& t : tensors) hasher.add_manifest_entry(t.name, t.dtype, t.shape);
-  std::size_t tensor = 0, offset = 0;  // read position in the tensors
-  for (std::uint64_t left = payload_bytes; left > 0;) {
-    const std::size_t size = static_cast<std::size_t>(std::min<std::uint64_t>(left, options.chunk_bytes));
-    zmq::message_t& chunk = frames.emplace_back(size);
-    auto* out = static_cast<std::uint8_t*>(chunk.data());
-    for (std::size_t filled = 0; filled < size;) {
-      const std::vector<std::uint8_t>& data = tensors[tensor].data;
-      const std::size_t n = std::min(size - filled, data.size() - offset);
-      std::memcpy(out + filled, data.data() + offset, n);
-      filled += n;
-      offset += n;
-      if (offset == data.size()) ++tensor, offset = 0;
-    }
-    hasher.add_bytes(out, size);
-    left -= size;
-  }
+  append_chunk_frames(tensors, options, owner, hasher, frames);
+  const std::uint64_t chunk_count = frames.size() - 1;
   const Digest digest = hasher.finish();
 
   std::string header(kMagic);
@@ -651,26 +645,16 @@ Decoded decode(std::span<const FrameView> frames, const CodecOptions& options) {
   for (const ManifestEntry& m : manifest) hasher.add_manifest_entry(m.name, m.dtype, m.shape);
   if (tensors) {
     tensors->resize(manifest.size());
+    std::vector<std::uint64_t> byte_counts(manifest.size());
     for (std::size_t i = 0; i < manifest.size(); ++i) {
       WireTensor& t = (*tensors)[i];
       t.name = std::move(manifest[i].name);
       t.dtype = manifest[i].dtype;
       t.shape = std::move(manifest[i].shape);
-      t.data.resize(manifest[i].bytes);
+      t.data.reserve(manifest[i].bytes);
+      byte_counts[i] = manifest[i].bytes;
     }
-    std::size_t tensor = 0, offset = 0;
-    for (std::size_t i = 1; i < frames.size(); ++i) {
-      const FrameView chunk = frames[i];
-      hasher.add_bytes(chunk.data(), chunk.size());
-      for (std::size_t used = 0; used < chunk.size();) {
-        while ((*tensors)[tensor].data.size() == offset) ++tensor, offset = 0;  // skip empty ones
-        std::vector<std::uint8_t>& data = (*tensors)[tensor].data;
-        const std::size_t n = std::min(chunk.size() - used, data.size() - offset);
-        std::memcpy(data.data() + offset, chunk.data() + used, n);
-        used += n;
-        offset += n;
-      }
-    }
+    read_chunk_frames(frames.subspan(1), byte_counts, *tensors, hasher);
   }
   out.payload_sha256 = hasher.finish();
   if (out.payload_sha256 != claimed)

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -30,9 +31,14 @@ struct CodecOptions {
   std::size_t max_header_bytes = std::size_t{4} << 20;
   // Sender side: size of the tensor chunk frames.
   std::size_t chunk_bytes = std::size_t{4} << 20;
+  // Sender side, encode_zero_copy: a tensor of at least this many bytes travels in frames that
+  // point into its memory; the smaller ones between two such are copied into shared frames (a
+  // frame per BatchNorm vector would cost more than the copy).
+  std::size_t zero_copy_min_bytes = std::size_t{64} << 10;
 };
 
-// Checks the options (chunk_bytes > 0, limits > 0, header limit <= message limit); throws
+// Checks the options (chunk_bytes and zero_copy_min_bytes > 0, limits > 0, header limit <=
+// message limit); throws
 // ppreid::Error naming the option.
 void validate(const CodecOptions& options);
 
@@ -52,6 +58,15 @@ struct EnvelopeRef {
   const Payload& payload;
 };
 std::vector<zmq::message_t> encode(const EnvelopeRef& envelope, const CodecOptions& options = {});
+
+// The same without copying the bytes of large tensors (options.zero_copy_min_bytes): their
+// chunk frames point into the tensors' memory, and each holds a reference to `owner` until libzmq
+// has sent or dropped it. `owner` must keep envelope.payload's tensors alive and unchanged for
+// that long (e.g. a shared_ptr<const Payload> of the payload itself), so the caller may let go of
+// its own reference as soon as the frames are handed to a socket.
+std::vector<zmq::message_t> encode_zero_copy(const EnvelopeRef& envelope,
+                                             std::shared_ptr<const void> owner,
+                                             const CodecOptions& options = {});
 
 // A received frame, as bytes.
 using FrameView = std::span<const std::uint8_t>;

@@ -3,10 +3,17 @@
 #include <spdlog/spdlog.h>
 #include <zmq_addon.hpp>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
+#include <mutex>
 #include <utility>
 
 #include "protocols/text.h"
@@ -40,11 +47,42 @@ void validate_socket_options(const SocketOptions& o) {
     throw Error("send_timeout and linger must be >= 0 ms");
   if (o.handshake_timeout.count() <= 0) throw Error("handshake_timeout must be > 0 ms");
   if (o.queue_messages < 1) throw Error("queue_messages must be >= 1");
+  if (o.send_buffer_bytes < 0 || o.receive_buffer_bytes < 0)
+    throw Error("send_buffer_bytes and receive_buffer_bytes must be >= 0 (0: the OS default)");
   if (o.heartbeat_interval.count() < 0 || o.heartbeat_timeout.count() < 0)
     throw Error("heartbeat_interval and heartbeat_timeout must be >= 0 ms");
 }
 
+// SocketOptions::keep_freed_memory. glibc hands the pages of freed large blocks back to the
+// kernel three ways: a block over the mmap threshold is unmapped, the top of a heap over the trim
+// threshold is trimmed, and a thread arena's 64 MiB heap that became entirely free is unmapped
+// unless the top pad covers it (libzmq's I/O thread allocates every received frame in its own
+// arena, and a 100 MB message frees a whole heap of them at once). The next message of the same
+// size then page-faults all of it in again. Fixed thresholds (which also stop glibc adjusting
+// the mmap threshold itself) and a 64 MiB top pad keep the pages; the pad only reserves address
+// space, it is not touched.
+void retain_freed_heap(const SocketOptions& o) {
+#if defined(__GLIBC__)
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    constexpr int kMmapThreshold = 32 << 20;  // glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit)
+    constexpr int kTopPad = 64 << 20;         // a thread arena's heap (HEAP_MAX_SIZE)
+    const auto trim = std::min<std::size_t>(2 * o.codec.max_message_bytes,
+                                            std::numeric_limits<int>::max());
+    if (mallopt(M_MMAP_THRESHOLD, kMmapThreshold) != 1 ||
+        mallopt(M_TRIM_THRESHOLD, static_cast<int>(trim)) != 1 ||
+        mallopt(M_TOP_PAD, kTopPad) != 1)
+      spdlog::warn("cannot set glibc's malloc thresholds; large messages will page-fault more");
+  });
+#else
+  (void)o;
+#endif
+}
+
 void apply(zmq::socket_t& s, const SocketOptions& o) {
+  if (o.keep_freed_memory) retain_freed_heap(o);
+  if (o.send_buffer_bytes > 0) s.set(zmq::sockopt::sndbuf, o.send_buffer_bytes);
+  if (o.receive_buffer_bytes > 0) s.set(zmq::sockopt::rcvbuf, o.receive_buffer_bytes);
   s.set(zmq::sockopt::linger, ms(o.linger));
   s.set(zmq::sockopt::sndtimeo, ms(o.send_timeout));
   s.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(o.codec.max_message_bytes));
@@ -229,17 +267,45 @@ bool Server::send_frames(const Peer& to, std::vector<zmq::message_t>& frames, co
   return true;
 }
 
+std::vector<zmq::message_t> Server::encode_for(std::uint64_t round, const Payload& payload,
+                                               std::shared_ptr<const Payload> owner) const {
+  return encode_zero_copy(envelope_for(round, payload), std::move(owner), options_.socket.codec);
+}
+
 bool Server::send(const Peer& to, std::uint64_t round, const Payload& payload) {
-  std::vector<zmq::message_t> frames = encode(envelope_for(round, payload), options_.socket.codec);
+  std::vector<zmq::message_t> frames = encode_for(round, payload, nullptr);
   return send_frames(to, frames, type_name(payload));
+}
+
+bool Server::send(const Peer& to, std::uint64_t round, std::shared_ptr<const Payload> payload) {
+  if (!payload) throw Error("Server::send: no payload");
+  std::vector<zmq::message_t> frames = encode_for(round, *payload, payload);
+  return send_frames(to, frames, type_name(*payload));
+}
+
+bool Server::send(const Peer& to, std::uint64_t round, Payload&& payload) {
+  return send(to, round, std::make_shared<const Payload>(std::move(payload)));
 }
 
 std::vector<Peer> Server::send_to_all(const std::vector<Peer>& to, std::uint64_t round,
                                       const Payload& payload) {
-  std::vector<zmq::message_t> frames = encode(envelope_for(round, payload), options_.socket.codec);
+  std::vector<zmq::message_t> frames = encode_for(round, payload, nullptr);
+  return send_frames_to_all(to, frames, type_name(payload));
+}
+
+std::vector<Peer> Server::send_to_all(const std::vector<Peer>& to, std::uint64_t round,
+                                      std::shared_ptr<const Payload> payload) {
+  if (!payload) throw Error("Server::send_to_all: no payload");
+  std::vector<zmq::message_t> frames = encode_for(round, *payload, payload);
+  return send_frames_to_all(to, frames, type_name(*payload));
+}
+
+std::vector<Peer> Server::send_frames_to_all(const std::vector<Peer>& to,
+                                             std::vector<zmq::message_t>& frames,
+                                             const char* what) {
   std::vector<Peer> missed;
   for (const Peer& p : to)
-    if (!send_frames(p, frames, type_name(payload))) missed.push_back(p);
+    if (!send_frames(p, frames, what)) missed.push_back(p);
   return missed;
 }
 
@@ -253,7 +319,7 @@ void Server::reject(const Peer& peer, const std::string& site_id, ErrorCode code
   try {
     // Never waits: a peer that sends junk and does not read must not stall the server.
     const Payload reply = ErrorMessage{code, printable_for_log(reason, kMaxTextBytes - 16)};
-    std::vector<zmq::message_t> frames = encode(envelope_for(round, reply), options_.socket.codec);
+    std::vector<zmq::message_t> frames = encode_for(round, reply, nullptr);
     send_frames(peer, frames, "Error reply", /*wait=*/false);
   } catch (const std::exception& e) {
     spdlog::warn("cannot send the Error reply to {}: {}", who, e.what());
@@ -468,17 +534,33 @@ void Client::send(std::uint64_t round, const Payload& payload) {
   std::vector<zmq::message_t> frames = encode(
       EnvelopeRef{kProtocolVersion, options_.federation_id, round, options_.site_id, payload},
       options_.socket.codec);
+  send_encoded(frames, type_name(payload));
+}
+
+void Client::send(std::uint64_t round, std::shared_ptr<const Payload> payload) {
+  if (!payload) throw Error("Client::send: no payload");
+  drain_events();
+  std::vector<zmq::message_t> frames = encode_zero_copy(
+      EnvelopeRef{kProtocolVersion, options_.federation_id, round, options_.site_id, *payload},
+      payload, options_.socket.codec);
+  send_encoded(frames, type_name(*payload));
+}
+
+void Client::send(std::uint64_t round, Payload&& payload) {
+  send(round, std::make_shared<const Payload>(std::move(payload)));
+}
+
+void Client::send_encoded(std::vector<zmq::message_t>& frames, const char* what) {
   const std::size_t bytes = frames_bytes(frames);
   bool sent = false;
   try {
     sent = send_multipart_frames(socket_, frames);
   } catch (const zmq::error_t& err) {
-    throw TransportError(std::string("cannot send ") + type_name(payload) +
-                         " to the aggregator: " + err.what());
+    throw TransportError(std::string("cannot send ") + what + " to the aggregator: " + err.what());
   }
   if (!sent) {
     drain_events();  // a failed re-handshake explains it better
-    throw TransportError(std::string("cannot send ") + type_name(payload) +
+    throw TransportError(std::string("cannot send ") + what +
                          " to the aggregator at " + options_.endpoint + " within " +
                          std::to_string(options_.socket.send_timeout.count()) +
                          " ms: not connected (it may be down or restarting)");

@@ -59,6 +59,18 @@ struct SocketOptions {
   // ZMTP heartbeats (ZMQ_HEARTBEAT_IVL / _TIMEOUT) detect dead connections; 0 switches them off.
   std::chrono::milliseconds heartbeat_interval{5'000};
   std::chrono::milliseconds heartbeat_timeout{30'000};
+  // Kernel socket buffers (ZMQ_SNDBUF / ZMQ_RCVBUF) in bytes; 0 keeps the OS default, which
+  // Linux grows by itself (tcp_wmem / tcp_rmem) and which a fixed size would cap.
+  int send_buffer_bytes = 0;
+  int receive_buffer_bytes = 0;
+  // Keep the heap memory of large messages for the next ones instead of handing it back to the
+  // kernel after each (glibc: M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD twice
+  // codec.max_message_bytes, M_TOP_PAD 64 MiB). A fresh page costs a page fault per 4 KiB, about
+  // 10 us on the README's benchmark VM: without this, faults took most of the time of a 100 MB
+  // message, since libzmq allocates every received frame and the decoder every tensor. The
+  // price: the process keeps its peak heap. Process-wide, set once by the first endpoint that
+  // has it on.
+  bool keep_freed_memory = true;
 };
 
 // A connected site as the ROUTER sees it: opaque, valid while that connection lasts. A site that
@@ -145,12 +157,18 @@ class Server {
 
   // Sends `payload` for `round` to one peer. false when the peer is gone (disconnected) or did
   // not take the message within send_timeout (logged); throws ppreid::Error for a payload that
-  // cannot be encoded.
+  // cannot be encoded. A `const Payload&` is copied into the message frames; a shared or moved
+  // payload is not (encode_zero_copy): the frames point into its tensors and keep it alive until
+  // libzmq has sent them, so it must not change meanwhile.
   bool send(const Peer& to, std::uint64_t round, const Payload& payload);
+  bool send(const Peer& to, std::uint64_t round, std::shared_ptr<const Payload> payload);
+  bool send(const Peer& to, std::uint64_t round, Payload&& payload);
   // Encodes once and sends to every peer (the frames are shared, not copied). Returns the peers
   // it could not reach.
   std::vector<Peer> send_to_all(const std::vector<Peer>& to, std::uint64_t round,
                                 const Payload& payload);
+  std::vector<Peer> send_to_all(const std::vector<Peer>& to, std::uint64_t round,
+                                std::shared_ptr<const Payload> payload);
 
   // Re-reads allow_list_dir (kCurve; a site added or removed). Connections already admitted stay.
   void reload_allow_list();
@@ -162,6 +180,10 @@ class Server {
 
  private:
   EnvelopeRef envelope_for(std::uint64_t round, const Payload& payload) const;
+  std::vector<zmq::message_t> encode_for(std::uint64_t round, const Payload& payload,
+                                         std::shared_ptr<const Payload> owner) const;
+  std::vector<Peer> send_frames_to_all(const std::vector<Peer>& to,
+                                       std::vector<zmq::message_t>& frames, const char* what);
   bool send_frames(const Peer& to, std::vector<zmq::message_t>& frames, const char* what,
                    bool wait = true);
   void reject(const Peer& peer, const std::string& site_id, ErrorCode code,
@@ -213,8 +235,13 @@ class Client {
 
   // Sends `payload` for `round` as this site. Throws TransportError when the aggregator did not
   // take it within send_timeout (not connected, or restarting), HandshakeError when a reconnect
-  // failed its handshake, ppreid::Error for a payload that cannot be encoded.
+  // failed its handshake, ppreid::Error for a payload that cannot be encoded. A `const
+  // Payload&` is copied into the message frames; a shared or moved payload is not (a model
+  // update travels from its own memory): the frames keep it alive until libzmq has sent them,
+  // so it must not change meanwhile.
   void send(std::uint64_t round, const Payload& payload);
+  void send(std::uint64_t round, std::shared_ptr<const Payload> payload);
+  void send(std::uint64_t round, Payload&& payload);
 
   // The next message from the aggregator, or std::nullopt when none arrived within `timeout`.
   // Throws DecodeError for a message that does not decode (the aggregator is authenticated, so
@@ -226,6 +253,7 @@ class Client {
 
  private:
   void wait_for_handshake();
+  void send_encoded(std::vector<zmq::message_t>& frames, const char* what);
   void drain_events();                             // handles every pending monitor event
   void handle_event(const SocketMonitorEvent& e);  // throws HandshakeError for failures
 

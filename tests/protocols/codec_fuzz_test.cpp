@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -210,10 +211,26 @@ std::vector<Mutation> mutations(const CodecOptions& options) {
   };
 }
 
-// The frames of an accepted message must be what encoding the decoded envelope gives: the same
-// header, and the same payload bytes (a receiver does not know the sender's chunk size).
-void expect_canonical(const Decoded& d, const Frames& frames, const CodecOptions& options) {
-  const Frames again = testing::to_strings(encode(d.envelope, options));
+// A valid message of the corpus and how it was encoded: copied, or with zero-copy frames (which
+// cut the bytes where tensors start and end, not every chunk_bytes).
+struct Sample {
+  Frames frames;
+  bool zero_copy = false;
+};
+
+Frames encoded(const Envelope& e, const CodecOptions& options, bool zero_copy) {
+  if (!zero_copy) return testing::to_strings(encode(e, options));
+  const auto payload = std::make_shared<const Payload>(e.payload);
+  return testing::to_strings(encode_zero_copy(
+      EnvelopeRef{e.version, e.federation_id, e.round, e.sender_id, *payload}, payload, options));
+}
+
+// The frames of an accepted message must be what encoding the decoded envelope the same way
+// gives: the same header, and the same payload bytes (a receiver does not know the sender's
+// chunk size).
+void expect_canonical(const Decoded& d, const Sample& sample, const Frames& frames,
+                      const CodecOptions& options) {
+  const Frames again = encoded(d.envelope, options, sample.zero_copy);
   EXPECT_EQ(again[0], frames[0]) << "the header is not the encoding of what was decoded";
   std::string sent, received;
   for (std::size_t i = 1; i < again.size(); ++i) sent += again[i];
@@ -228,15 +245,21 @@ std::string names(const std::set<DecodeFailure>& failures) {
 }
 
 TEST(CodecFuzzTest, EveryMutationDecodesToItsOwnEncodingOrFailsAsExpected) {
-  const CodecOptions options = fuzz_options();
-  std::vector<Frames> valid;
+  CodecOptions options = fuzz_options();
+  options.zero_copy_min_bytes = 20;  // most sample tensors travel in frames of their own
+  std::vector<Sample> valid;
+  std::vector<MessageType> types;
   for (const Envelope& e : testing::one_of_each_type())
-    valid.push_back(testing::to_strings(encode(e, options)));
+    for (const bool zero_copy : {false, true}) {
+      if (zero_copy && !tensors_of(e.payload)) continue;  // the same frames as copied
+      valid.push_back({encoded(e, options, zero_copy), zero_copy});
+      types.push_back(e.type());
+    }
   // The mutations below rely on where the header keeps its type and counts.
   for (std::size_t k = 0; k < valid.size(); ++k) {
-    const Frames& frames = valid[k];
+    const Frames& frames = valid[k].frames;
     ASSERT_EQ(static_cast<std::uint8_t>(frames[0][kPrefixBytes]),
-              static_cast<std::uint8_t>(testing::one_of_each_type()[k].type()));
+              static_cast<std::uint8_t>(types[k]));
     ASSERT_EQ(read_u64(frames[0], kChunkCountAt), frames.size() - 1);
     std::uint64_t payload = 0;
     for (std::size_t i = 1; i < frames.size(); ++i) payload += frames[i].size();
@@ -250,8 +273,8 @@ TEST(CodecFuzzTest, EveryMutationDecodesToItsOwnEncodingOrFailsAsExpected) {
     SCOPED_TRACE(mutation.name);
     int applied = 0;
     for (int r = 0; r < kRepeats; ++r)
-      for (const Frames& original : valid) {
-        Frames frames = original;
+      for (const Sample& original : valid) {
+        Frames frames = original.frames;
         if (!mutation.apply(frames, mutator)) continue;
         ++applied;
         std::optional<Decoded> decoded;
@@ -267,7 +290,7 @@ TEST(CodecFuzzTest, EveryMutationDecodesToItsOwnEncodingOrFailsAsExpected) {
         }
         if (decoded) {
           EXPECT_TRUE(mutation.may_decode) << "accepted: " << to_string(decoded->envelope.type());
-          expect_canonical(*decoded, frames, options);
+          expect_canonical(*decoded, original, frames, options);
         }
         if (::testing::Test::HasFailure()) return;  // one report, not thousands
       }
