@@ -292,8 +292,8 @@ BENCHMARK(BM_Codec_EncodeDecode)->Unit(benchmark::kMillisecond)->MinTime(2);
 BENCHMARK(BM_Loopback)
     ->ArgNames({"curve", "chunk_KiB", "zero_copy"})
     ->ArgsProduct({{0, 1}, {256, 512, 1024, 4096}, {1}})
-    ->Args({0, 1024, 0})
-    ->Args({1, 1024, 0})
+    ->Args({0, 512, 0})
+    ->Args({1, 512, 0})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(5);
