@@ -14,6 +14,9 @@ PACKAGES=(build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libopencv-dev libssl-dev libzmq3-dev cppzmq-dev libcereal-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libyaml-cpp-dev libspdlog-dev
   nlohmann-json3-dev libgloo-dev)
+# What `./run.sh bench` needs besides: pyzmq, the reference bench_transport compares its loopback
+# rows with (bench/transport_pyzmq.py, run with Debian's /usr/bin/python3).
+BENCH_PACKAGES=(python3-zmq)
 JOBS=${JOBS:-$(nproc)}
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -122,6 +125,7 @@ case "${1:-}" in
     simulation
     ;;
   bench)
+    PACKAGES+=("${BENCH_PACKAGES[@]}")
     build bench
     for b in build/bench/bench_*; do [[ -x $b ]] && { say "$b"; "$b" --benchmark_min_time=0.5; }; done
     ;;

@@ -300,6 +300,11 @@ std::vector<Peer> Server::send_to_all(const std::vector<Peer>& to, std::uint64_t
   return send_frames_to_all(to, frames, type_name(*payload));
 }
 
+std::vector<Peer> Server::send_to_all(const std::vector<Peer>& to, std::uint64_t round,
+                                      Payload&& payload) {
+  return send_to_all(to, round, std::make_shared<const Payload>(std::move(payload)));
+}
+
 std::vector<Peer> Server::send_frames_to_all(const std::vector<Peer>& to,
                                              std::vector<zmq::message_t>& frames,
                                              const char* what) {

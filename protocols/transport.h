@@ -169,6 +169,8 @@ class Server {
                                 const Payload& payload);
   std::vector<Peer> send_to_all(const std::vector<Peer>& to, std::uint64_t round,
                                 std::shared_ptr<const Payload> payload);
+  std::vector<Peer> send_to_all(const std::vector<Peer>& to, std::uint64_t round,
+                                Payload&& payload);
 
   // Re-reads allow_list_dir (kCurve; a site added or removed). Connections already admitted stay.
   void reload_allow_list();

@@ -152,6 +152,37 @@ TEST(ZeroCopyTest, TheThresholdIsAnOptionAndMustBePositive) {
   EXPECT_THROW(encode_zero_copy(ref_of(expected, *payload), payload, options), Error);
 }
 
+// From 4 MiB on, the copying encoder hashes on a second thread and the decoder copies on one:
+// the same frames, the same digest, the same refusals.
+TEST(ZeroCopyTest, LargePayloadsHashAndCopyOnTwoThreadsWithTheSameResult) {
+  NamedWireTensors tensors = mixed_tensors(41);
+  tensors.push_back(wire_tensor("layer4.conv.weight", DType::kF32, {512, 512, 3, 3}, 42));  // 9 MiB
+  tensors.push_back(wire_tensor("layer4.bn.weight", DType::kF32, {512}, 43));
+  const Envelope expected = envelope_of(Update{tensors, false, 9, {}});
+  const auto payload = std::make_shared<const Payload>(expected.payload);
+  const CodecOptions options;  // 1 MiB chunks
+  const Digest digest = payload_sha256(tensors);
+  const auto copied = encode(expected, options);
+  const auto referencing = encode_zero_copy(ref_of(expected, *payload), payload, options);
+  for (const auto* frames : {&copied, &referencing}) {
+    const Decoded d = decode(frame_views(*frames), options);
+    EXPECT_EQ(d.envelope, expected);
+    EXPECT_EQ(d.payload_sha256, digest);
+    auto corrupted = to_strings(*frames);
+    corrupted[corrupted.size() / 2][12345 % corrupted[corrupted.size() / 2].size()] ^= 1;
+    try {
+      testing::decode_strings(corrupted);
+      ADD_FAILURE() << "a flipped bit was accepted";
+    } catch (const DecodeError& e) {
+      EXPECT_EQ(e.failure(), DecodeFailure::kBadHash) << e.what();
+    }
+    auto shortened = to_strings(*frames);
+    shortened.back().pop_back();
+    EXPECT_THROW(testing::decode_strings(shortened), DecodeError);
+  }
+  EXPECT_EQ(to_strings(copied)[0].size(), to_strings(referencing)[0].size());  // same digest field
+}
+
 // ---- over the transport ------------------------------------------------------------------
 
 constexpr auto kWaitFor = 5000ms;
@@ -236,6 +267,15 @@ TEST_F(ZeroCopyTransportTest, TheAggregatorSharesOneTaskBetweenSites) {
     EXPECT_EQ(got->envelope, envelope_of(task, "aggregator", 4));
   }
   EXPECT_TRUE(released_in_time(watch));
+  // A Task lvalue becomes a temporary Payload, which is moved, not copied again, into the frames.
+  task.weights = mixed_tensors(23);
+  EXPECT_TRUE(server.send_to_all(peers, 5, task).empty());
+  for (Client* c : {&a, &b}) {
+    auto got = c->receive(kWaitFor);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(std::get<Task>(got->envelope.payload).weights, mixed_tensors(23));
+  }
+  EXPECT_EQ(task.weights, mixed_tensors(23));
   EXPECT_TRUE(server.send(peers[0], 5, Payload(Evaluate{mixed_tensors(22)})));
   auto got = a.receive(kWaitFor);
   ASSERT_TRUE(got);
