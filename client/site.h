@@ -151,7 +151,8 @@ class Site {
                           double loss);
   bool on_secure_message(const proto::Envelope& env);
   // Sends `payload` for `round`; false (logged) when the transport could not.
-  bool send_logged(std::uint64_t round, const proto::Payload& payload, const char* what);
+  // Takes the payload: it is moved into the frames (no copy of a masked update).
+  bool send_logged(std::uint64_t round, proto::Payload payload, const char* what);
   void save_state(std::uint64_t round);
   void restore_state();
   std::string log_prefix() const;

@@ -11,9 +11,9 @@
 
 namespace ppreid::client {
 
-bool Site::send_logged(std::uint64_t round, const proto::Payload& payload, const char* what) {
+bool Site::send_logged(std::uint64_t round, proto::Payload payload, const char* what) {
   try {
-    client_->send(round, payload);
+    client_->send(round, std::move(payload));
     return true;
   } catch (const proto::HandshakeError&) {
     throw;
@@ -71,7 +71,7 @@ bool Site::on_secure_message(const proto::Envelope& env) {
     } else if (const auto* shares = std::get_if<proto::SecAggShareList>(&env.payload)) {
       proto::MaskedUpdate masked = secure_->mask(*shares, secure_update_, secure_samples_, secure_loss_);
       secure_update_ = {};  // masked now: the clear update is not kept
-      if (send_logged(env.round, masked, "MaskedUpdate")) {
+      if (send_logged(env.round, std::move(masked), "MaskedUpdate")) {
         ++stats_.secure_rounds;
         ++stats_.updates_sent;
         spdlog::info("{}round {}: masked update sent ({} neighbours hold shares of its secrets)",

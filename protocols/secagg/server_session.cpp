@@ -16,6 +16,15 @@ std::string list_of(const std::set<std::string>& ids) {
   return out.empty() ? "none" : out;
 }
 
+// RoundShortfall unless `sites` holds at least `min_sites` (and 2: the sum of one site's update is
+// that update); `what` says what they did, e.g. "advertised keys".
+void require_sites(const std::set<std::string>& sites, std::size_t min_sites, const std::string& what) {
+  const std::size_t need = std::max<std::size_t>(min_sites, 2);
+  if (sites.size() < need)
+    throw RoundShortfall("secure aggregation: " + std::to_string(sites.size()) + " site(s) " + what +
+                         " (" + list_of(sites) + "), " + std::to_string(need) + " needed");
+}
+
 template <typename Word>
 void add_words(std::vector<Word>& sum, const std::vector<std::uint8_t>& bytes) {
   const Word* w = reinterpret_cast<const Word*>(bytes.data());
@@ -103,10 +112,7 @@ std::map<std::string, proto::SecAggKeyList> ServerSession::close_keys() {
   expect(Stage::kKeys, "the end of the key stage", "the aggregator");
   std::set<std::string> u1;
   for (const auto& [id, k] : keys_) u1.insert(id);
-  if (u1.size() < std::max<std::size_t>(options_.min_sites, 2))
-    throw RoundShortfall("secure aggregation: " + std::to_string(u1.size()) +
-                         " site(s) advertised keys (" + list_of(u1) + "), " +
-                         std::to_string(std::max<std::size_t>(options_.min_sites, 2)) + " needed");
+  require_sites(u1, options_.min_sites, "advertised keys");
   hoods_ = secagg::neighbourhoods({u1.begin(), u1.end()}, options_.neighbours, options_.graph_seed);
   std::size_t smallest = u1.size();
   for (const auto& [id, hood] : hoods_) smallest = std::min(smallest, hood.size());
@@ -163,12 +169,9 @@ std::map<std::string, proto::SecAggShareList> ServerSession::close_shares() {
       }
     }
   }
-  if (sharing_.size() < std::max<std::size_t>(options_.min_sites, 2))
-    throw RoundShortfall("secure aggregation: " + std::to_string(sharing_.size()) +
-                         " site(s) shared their keys with enough live neighbours (" +
-                         list_of(sharing_) + "), " +
-                         std::to_string(std::max<std::size_t>(options_.min_sites, 2)) +
-                         " needed (threshold " + std::to_string(threshold_) + ")");
+  require_sites(sharing_, options_.min_sites,
+                "shared their keys with at least " + std::to_string(threshold_) +
+                    " live neighbours (the threshold)");
   std::map<std::string, proto::SecAggShareList> out;
   for (const auto& id : sharing_) out[id];
   for (const auto& sender : sharing_)
@@ -203,10 +206,7 @@ void ServerSession::add_masked(const std::string& site, const proto::MaskedUpdat
 
 std::map<std::string, proto::UnmaskRequest> ServerSession::close_masked() {
   expect(Stage::kMasked, "the end of the masked stage", "the aggregator");
-  if (masked_.size() < std::max<std::size_t>(options_.min_sites, 2))
-    throw RoundShortfall("secure aggregation: " + std::to_string(masked_.size()) +
-                         " masked update(s) arrived (" + list_of(masked_) + "), " +
-                         std::to_string(std::max<std::size_t>(options_.min_sites, 2)) + " needed");
+  require_sites(masked_, options_.min_sites, "sent a masked update");
   std::set<std::string> dropped;
   for (const auto& id : sharing_)
     if (!masked_.count(id)) dropped.insert(id);
